@@ -1,0 +1,1 @@
+"""Newsdesk: cited answers from a newsroom corpus."""

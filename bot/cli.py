@@ -1,0 +1,274 @@
+"""The `newsdesk` command: every path through the pipeline, from a terminal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from tqdm import tqdm
+
+from bot.config import Settings
+from bot.desk import Desk
+from bot.errors import IndexUnavailable, NewsdeskError
+from bot.models import Filters, IngestReport
+from bot.render import answer_dict, answer_text, passage_dict, source_line
+
+app = typer.Typer(
+    help="Newsdesk: cited answers from your newsroom's articles.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+log = logging.getLogger("bot")
+
+Since = Annotated[str | None, typer.Option(help="Only articles published on or after YYYY-MM-DD.")]
+Until = Annotated[str | None, typer.Option(help="Only articles published on or before YYYY-MM-DD.")]
+Outlet = Annotated[str | None, typer.Option("--source", help="Only articles from this outlet.")]
+AsOf = Annotated[
+    str | None, typer.Option("--as-of", help="Prefer articles published near this date.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _desk() -> Desk:
+    return Desk(Settings())
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date: use YYYY-MM-DD", param_hint=option
+        ) from None
+
+
+def _filters(
+    since: str | None, until: str | None, source: str | None, as_of: str | None
+) -> Filters:
+    return Filters(
+        since=_date(since, "--since"),
+        until=_date(until, "--until"),
+        source=source or "",
+        as_of=_date(as_of, "--as-of"),
+    )
+
+
+def _require_index(desk: Desk) -> None:
+    """Say how to fix an empty index rather than abstaining on every question."""
+    if desk.store.count_chunks() == 0:
+        n = sum(1 for _ in desk.corpus.paths())
+        if n:
+            raise IndexUnavailable(
+                f"the index in {desk.settings.index_dir} is empty but {desk.corpus.root} holds "
+                f"{n} articles: run `newsdesk reindex`"
+            )
+
+
+def _print_report(report: IngestReport) -> None:
+    for label, articles in (("added", report.added), ("updated", report.updated)):
+        for a in articles:
+            typer.echo(f"{label:9} {a.id}  {a.title[:70]}  ({report.chunks.get(a.id, 0)} chunks)")
+    for name, reason in report.failed:
+        typer.echo(f"failed    {name}: {reason}", err=True)
+    typer.echo(
+        f"{len(report.added)} added, {len(report.unchanged)} unchanged, "
+        f"{len(report.updated)} updated, {len(report.failed)} failed"
+    )
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs.")],
+) -> None:
+    """Add articles: .md .txt .html .pdf .docx .jsonl files, folders of them, or URLs."""
+    desk = _desk()
+    desk.ingestor.repair()
+    report = desk.ingestor.ingest(paths, bar=sys.stderr.isatty())
+    _print_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild index/ from corpus/."""
+    desk = _desk()
+    report = desk.ingestor.reindex(bar=sys.stderr.isatty())
+    _print_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def docs(as_json: AsJson = False) -> None:
+    """List the articles: id, date, outlet, chunks, title (newest first)."""
+    rows = _desk().store.articles()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "title": r.title,
+                        "source": r.source,
+                        "url": r.url,
+                        "chunks": r.n_chunks,
+                        "published": r.published.isoformat() if r.published else None,
+                        "path": r.path,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    for r in rows:
+        day = r.published.isoformat() if r.published else "undated   "
+        typer.echo(f"{r.id}  {day}  {r.source[:14]:14}  {r.n_chunks:3} chunks  {r.title[:70]}")
+    typer.echo(f"{len(rows)} articles")
+
+
+@app.command()
+def remove(
+    article_id: Annotated[str, typer.Argument(help="Article id (or a unique prefix).")],
+) -> None:
+    """Delete an article from corpus/ and the index."""
+    article = _desk().ingestor.remove(article_id)
+    typer.echo(f"removed {article.id}  {article.title}")
+
+
+@app.command()
+def stats(as_json: AsJson = False) -> None:
+    """Articles, chunks, outlets, date range, index size and last ingest."""
+    data = _desk().store.stats()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        if key == "index_bytes":
+            value = f"{value / 1e6:.1f} MB"
+        typer.echo(f"{key.replace('_', ' '):16} {value if value is not None else '-'}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    since: Since = None,
+    until: Until = None,
+    source: Outlet = None,
+    as_of: AsOf = None,
+    as_json: AsJson = False,
+) -> None:
+    """Answer a question from the corpus, with cited quotes."""
+    filters = _filters(since, until, source, as_of)
+    desk = _desk()
+    _require_index(desk)
+    started = time.perf_counter()
+    answer = desk.ask(question, filters)
+    latency = (time.perf_counter() - started) * 1000
+    if as_json:
+        typer.echo(json.dumps(answer_dict(answer, latency), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(answer_text(answer))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", help="How many passages.")] = 8,
+    since: Since = None,
+    until: Until = None,
+    source: Outlet = None,
+    as_of: AsOf = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show the top passages with their scores (no composed answer)."""
+    desk = _desk()
+    _require_index(desk)
+    passages = desk.search(query, _filters(since, until, source, as_of), k)
+    if as_json:
+        typer.echo(json.dumps([passage_dict(p) for p in passages], indent=2, ensure_ascii=False))
+        return
+    for i, p in enumerate(passages, 1):
+        typer.echo(f"{i}. score {p.score:.4f}  cosine {p.dense:.3f}  keyword {p.keyword:.2f}")
+        typer.echo(f"   {source_line(p.title, p.source, p.published)}  [{p.article_id}]")
+        typer.echo("   " + " ".join(p.chunk.text.split())[:300])
+
+
+@app.command("eval")
+def evaluate(
+    questions: Annotated[Path, typer.Argument(help='JSONL: {"id", "question", "date"?} per line.')],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the results (JSONL).")],
+) -> None:
+    """Answer a file of questions in one process; write one JSON result per line."""
+    try:
+        lines = [
+            json.loads(x) for x in questions.read_text(encoding="utf-8").splitlines() if x.strip()
+        ]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise NewsdeskError(f"cannot read {questions}: {exc}") from exc
+    desk = _desk()
+    _require_index(desk)
+    latencies: list[float] = []
+    abstained = 0
+    with out.open("w", encoding="utf-8") as handle:
+        for item in tqdm(lines, unit=" questions", disable=not sys.stderr.isatty()):
+            result = eval_one(desk, item)
+            latencies.append(result["latency_ms"])
+            abstained += result["abstained"]
+            handle.write(json.dumps(result, ensure_ascii=False) + "\n")
+    n = len(latencies)
+    if n:
+        p95 = sorted(latencies)[max(0, round(0.95 * n) - 1)]
+        typer.echo(
+            f"{n} questions: {n - abstained} answered, {abstained} abstained; latency p50 "
+            f"{statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms -> {out}"
+        )
+
+
+def eval_one(desk: Desk, item: dict[str, Any]) -> dict[str, Any]:
+    """One line of `newsdesk eval` output (the contract documented in README.md)."""
+    as_of = (
+        dt.date.fromisoformat(str(item["date"])[:10].replace("/", "-"))
+        if item.get("date")
+        else None
+    )
+    started = time.perf_counter()
+    answer = desk.ask(str(item["question"]), Filters(as_of=as_of))
+    latency = (time.perf_counter() - started) * 1000
+    return {
+        "id": item.get("id"),
+        "abstained": answer.abstained,
+        "answer": answer.text,
+        "citations": [
+            {"n": c.n, "article_id": c.article_id, "url": c.url, "title": c.title, "quote": c.quote}
+            for c in answer.citations
+        ],
+        "latency_ms": round(latency, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        app(args=argv)
+    except NewsdeskError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Exception:
+        log.exception("unexpected error (a bug: please report it with this trace)")
+        sys.exit(70)

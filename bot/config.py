@@ -1,0 +1,61 @@
+"""Settings: the only place that reads the environment (prefix NEWSDESK_, optional .env)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IdList = Annotated[list[int], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads. Documented, one row each, in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSDESK_", env_file=".env", extra="ignore")
+
+    # Storage
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    chroma_url: str = ""
+
+    # Ingestion
+    max_file_mb: float = 20.0
+    fetch_timeout: float = 20.0
+
+    # Embedding
+    embedding_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
+    embedding_batch_size: int = 64
+    embedding_device: str = "cpu"
+    chunk_tokens: int = 0  # 0: as long as the model allows (title included)
+    chunk_overlap_tokens: int = 40
+
+    # Retrieval and answers
+    top_k: int = 6
+    per_article: int = 2
+    min_relevance: float = 0.30
+    answer_sentences: int = 3
+
+    # Telegram
+    telegram_token: SecretStr = SecretStr("")
+    telegram_api_url: str = ""
+    allowed_users: IdList = Field(default_factory=list)
+    allowed_chats: IdList = Field(default_factory=list)
+    admins: IdList = Field(default_factory=list)
+    rate_limit_per_minute: int = 10
+
+    @field_validator("allowed_users", "allowed_chats", "admins", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """Accept "1,2 3" from the environment as well as a list."""
+        if isinstance(value, str):
+            return [int(v) for v in value.replace(",", " ").split()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)

@@ -1,0 +1,74 @@
+"""The composition root shared by the CLI and the Telegram bot: builds the parts once."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+
+from langchain_core.runnables import Runnable
+
+from bot.answer import ExtractiveComposer, Query, build_chain
+from bot.chunk import Chunker
+from bot.config import Settings
+from bot.corpus import Corpus
+from bot.embed import Embedder
+from bot.ingest import Ingestor
+from bot.models import Answer, Filters, Passage
+from bot.retrieve import RetrievalParams, Retriever
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Desk:
+    """Everything a command needs; heavy parts (model, index) load on first use."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.corpus = Corpus(settings.corpus_dir)
+        if embedder is not None:  # share one loaded model (tests, benchmarks)
+            self.__dict__["embedder"] = embedder
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        s = self.settings
+        return Embedder(s.embedding_model, s.embedding_device, s.embedding_batch_size)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings.index_dir, self.settings.chroma_url)
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        s = self.settings
+        chunker = Chunker(
+            self.embedder.count_tokens,
+            self.embedder.max_tokens,
+            s.chunk_tokens,
+            s.chunk_overlap_tokens,
+        )
+        return Ingestor(
+            self.corpus, self.store, self.embedder, chunker, s.max_file_bytes, s.fetch_timeout
+        )
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        s = self.settings
+        params = RetrievalParams(top_k=s.top_k, per_article=s.per_article)
+        return Retriever(self.store, self.embedder, params)
+
+    @cached_property
+    def chain(self) -> Runnable[Query, Answer]:
+        composer = ExtractiveComposer(
+            self.embedder, self.settings.answer_sentences, self.settings.min_relevance
+        )
+        return build_chain(self.retriever, composer)
+
+    def ask(self, question: str, filters: Filters | None = None, query: str = "") -> Answer:
+        answer: Answer = self.chain.invoke(
+            {"question": question, "query": query or question, "filters": filters or Filters()}
+        )
+        return answer
+
+    def search(self, query: str, filters: Filters | None = None, k: int = 10) -> list[Passage]:
+        return self.retriever.retrieve(query, filters, k)[1]

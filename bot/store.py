@@ -1,0 +1,397 @@
+"""The index: Chroma for vectors, SQLite for the manifest and the FTS5 keyword index.
+
+The only module that talks to Chroma and to the SQLite side indexes. Everything in it can be
+rebuilt from corpus/ (`newsdesk reindex`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.errors import IndexUnavailable
+from bot.models import Article, Chunk, Filters, Passage
+
+COLLECTION = "chunks"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    published TEXT,
+    url TEXT NOT NULL,
+    language TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,               -- 'indexing' until every chunk is stored, then 'ready'
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY,
+    article_id TEXT NOT NULL REFERENCES articles(id),
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    chunk_id UNINDEXED, title, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+"""
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers him his how i if in into is it its
+    itself just me more most my no nor not now of off on once only or other our out over own
+    same she should so some such than that the their them then there these they this those
+    through to too under until up very was we were what when where which while who whom why
+    will with would you your said says say week news year new one two also
+    """.split()  # noqa: SIM905
+)
+
+
+@dataclass
+class ArticleRow:
+    """An article as the manifest knows it."""
+
+    id: str
+    path: str
+    content_hash: str
+    title: str
+    source: str
+    published: dt.date | None
+    url: str
+    n_chunks: int
+    state: str
+    ingested_at: str
+
+
+def date_key(day: dt.date | None) -> int:
+    """Dates as sortable integers for Chroma's numeric filters; 0 = undated."""
+    return day.year * 10000 + day.month * 100 + day.day if day else 0
+
+
+def keyword_query(text: str) -> str:
+    """An FTS5 OR-query of the question's content words, each quoted (no FTS syntax leaks)."""
+    words = re.findall(r"\w+", text.lower())
+    terms = dict.fromkeys(w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
+    return " OR ".join(f'"{t}"' for t in terms)
+
+
+class Store:
+    """Chroma collection + SQLite manifest and keyword index under one folder."""
+
+    def __init__(self, index_dir: Path, chroma_url: str = "") -> None:
+        self.index_dir = index_dir
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self.db = sqlite3.connect(index_dir / "newsdesk.db", check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise IndexUnavailable(
+                f"the index database in {index_dir} is unreadable ({exc}); "
+                "run `newsdesk reindex` to rebuild it from corpus/"
+            ) from exc
+        self.collection = self._open_chroma(index_dir, chroma_url)
+
+    @staticmethod
+    def _open_chroma(index_dir: Path, chroma_url: str) -> Any:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        settings = ChromaSettings(anonymized_telemetry=False)
+        try:
+            if chroma_url:
+                url = chroma_url.rstrip("/")
+                host, _, port = url.split("://", 1)[-1].partition(":")
+                client: Any = chromadb.HttpClient(
+                    host=host,
+                    port=int(port or 8000),
+                    ssl=url.startswith("https"),
+                    settings=settings,
+                )
+            else:
+                client = chromadb.PersistentClient(
+                    path=str(index_dir / "chroma"), settings=settings
+                )
+            # embedding_function=None: vectors always come from our own model, never Chroma's.
+            return client.get_or_create_collection(
+                COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
+        except Exception as exc:  # chromadb raises many types for a broken or absent store
+            where = chroma_url or str(index_dir / "chroma")
+            raise IndexUnavailable(
+                f"cannot open the vector store at {where} ({exc.__class__.__name__}: {exc}); "
+                "run `newsdesk reindex` to rebuild it from corpus/"
+            ) from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self.db:
+            yield self.db
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def begin_article(self, article: Article, content_hash: str) -> None:
+        """Mark an article as being indexed: if we crash now, repair will redo it."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO articles (id, path, content_hash, title, source, published, url, "
+                "language, n_chunks, state, ingested_at) VALUES (?,?,?,?,?,?,?,?,0,'indexing',?) "
+                "ON CONFLICT(id) DO UPDATE SET path=excluded.path,"
+                " content_hash=excluded.content_hash,"
+                " title=excluded.title, source=excluded.source, published=excluded.published,"
+                " url=excluded.url, language=excluded.language, state='indexing',"
+                " ingested_at=excluded.ingested_at",
+                (
+                    article.id,
+                    str(article.path or ""),
+                    content_hash,
+                    article.title,
+                    article.source,
+                    article.published.isoformat() if article.published else None,
+                    article.url,
+                    article.language,
+                    _now(),
+                ),
+            )
+
+    def put_chunks(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Replace the article's chunks everywhere, then mark it ready."""
+        self._delete_chunks(article.id)
+        if chunks:
+            self.collection.upsert(
+                ids=[c.id for c in chunks],
+                embeddings=vectors.tolist(),
+                metadatas=[
+                    {
+                        "article_id": article.id,
+                        "ordinal": c.ordinal,
+                        "published": date_key(article.published),
+                        "source": article.source.lower(),
+                    }
+                    for c in chunks
+                ],
+            )
+        with self._tx() as db:
+            db.executemany(
+                'INSERT INTO chunks (id, article_id, ordinal, start, "end", text) '
+                "VALUES (?,?,?,?,?,?)",
+                [(c.id, c.article_id, c.ordinal, c.start, c.end, c.text) for c in chunks],
+            )
+            db.executemany(
+                "INSERT INTO chunks_fts (chunk_id, title, text) VALUES (?,?,?)",
+                [(c.id, article.title, c.text) for c in chunks],
+            )
+            db.execute(
+                "UPDATE articles SET state='ready', n_chunks=? WHERE id=?",
+                (len(chunks), article.id),
+            )
+
+    def _delete_chunks(self, article_id: str) -> None:
+        self.collection.delete(where={"article_id": article_id})
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM chunks_fts WHERE chunk_id IN "
+                "(SELECT id FROM chunks WHERE article_id=?)",
+                (article_id,),
+            )
+            db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
+
+    def delete_article(self, article_id: str) -> None:
+        self._delete_chunks(article_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM articles WHERE id=?", (article_id,))
+
+    def clear(self) -> None:
+        """Drop everything (reindex starts from an empty index)."""
+        ids = self.collection.get(include=[])["ids"]
+        for start in range(0, len(ids), 5000):
+            self.collection.delete(ids=ids[start : start + 5000])
+        with self._tx() as db:
+            db.execute("DELETE FROM chunks_fts")
+            db.execute("DELETE FROM chunks")
+            db.execute("DELETE FROM articles")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def article(self, article_id: str) -> ArticleRow | None:
+        rows = self._articles("WHERE id=?", (article_id,))
+        return rows[0] if rows else None
+
+    def articles(self, state: str | None = None) -> list[ArticleRow]:
+        """All articles, newest first (undated last)."""
+        where, args = ("WHERE state=?", (state,)) if state else ("", ())
+        return self._articles(where + " ORDER BY published IS NULL, published DESC, title", args)
+
+    def articles_at(self, path: Path) -> list[ArticleRow]:
+        return self._articles("WHERE path=?", (str(path),))
+
+    def find_articles(self, prefix: str) -> list[ArticleRow]:
+        return self._articles("WHERE id LIKE ? ORDER BY id", (prefix.lower() + "%",))
+
+    def _articles(self, clause: str, args: tuple[Any, ...]) -> list[ArticleRow]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, path, content_hash, title, source, published, url, n_chunks, state, "
+                f"ingested_at FROM articles {clause}",
+                args,
+            ).fetchall()
+        return [
+            ArticleRow(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], r[7], r[8], r[9])
+            for r in rows
+        ]
+
+    def chunk_ids(self, article_id: str) -> list[str]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id FROM chunks WHERE article_id=? ORDER BY ordinal", (article_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        if not chunk_ids:
+            return {}
+        got = self.collection.get(ids=list(chunk_ids), include=["embeddings"])
+        return {
+            i: np.asarray(v, dtype=np.float32)
+            for i, v in zip(got["ids"], got["embeddings"], strict=True)
+        }
+
+    def vector_ids(self) -> set[str]:
+        return set(self.collection.get(include=[])["ids"])
+
+    def count_chunks(self) -> int:
+        with self._lock:
+            return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def dense_search(self, vector: np.ndarray, k: int, filters: Filters) -> list[Passage]:
+        if self.collection.count() == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[vector.tolist()],
+            n_results=k,
+            where=_chroma_where(filters),
+            include=["distances"],
+        )
+        ids, distances = result["ids"][0], result["distances"][0]
+        passages = {p.chunk.id: p for p in self._passages(ids)}
+        found = []
+        for chunk_id, distance in zip(ids, distances, strict=True):
+            if chunk_id in passages:
+                passages[chunk_id].dense = 1.0 - float(distance)
+                found.append(passages[chunk_id])
+        return found
+
+    def keyword_search(self, text: str, k: int, filters: Filters) -> list[Passage]:
+        query = keyword_query(text)
+        if not query:
+            return []
+        conditions, args = _sql_filters(filters)
+        sql = (
+            "SELECT f.chunk_id, -bm25(chunks_fts, 0.0, 2.0, 1.0) AS score FROM chunks_fts f "
+            "JOIN chunks c ON c.id = f.chunk_id JOIN articles a ON a.id = c.article_id "
+            f"WHERE chunks_fts MATCH ? {conditions} ORDER BY score DESC LIMIT ?"
+        )
+        with self._lock:
+            rows = self.db.execute(sql, (query, *args, k)).fetchall()
+        scores = dict(rows)
+        passages = self._passages([r[0] for r in rows])
+        for passage in passages:
+            passage.keyword = float(scores[passage.chunk.id])
+        return sorted(passages, key=lambda p: -p.keyword)
+
+    def _passages(self, chunk_ids: Sequence[str]) -> list[Passage]:
+        if not chunk_ids:
+            return []
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            rows = self.db.execute(
+                'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, '
+                "a.source, a.published, a.url FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"WHERE c.id IN ({marks}) AND a.state = 'ready'",
+                tuple(chunk_ids),
+            ).fetchall()
+        return [
+            Passage(
+                chunk=Chunk(r[0], r[1], r[2], r[3], r[4], r[5]),
+                title=r[6],
+                source=r[7],
+                published=_date(r[8]),
+                url=r[9],
+            )
+            for r in rows
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            articles, outlets, first, last, latest = self.db.execute(
+                "SELECT count(*), count(DISTINCT NULLIF(source, '')), min(published), "
+                "max(published), max(ingested_at) FROM articles"
+            ).fetchone()
+        size = sum(p.stat().st_size for p in self.index_dir.rglob("*") if p.is_file())
+        return {
+            "articles": articles,
+            "chunks": self.count_chunks(),
+            "outlets": outlets,
+            "first_published": first,
+            "last_published": last,
+            "last_ingest": latest,
+            "index_bytes": size,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+
+def _chroma_where(filters: Filters) -> dict[str, Any] | None:
+    clauses: list[dict[str, Any]] = []
+    if filters.since:
+        clauses.append({"published": {"$gte": date_key(filters.since)}})
+    if filters.until:
+        clauses.append({"published": {"$lte": date_key(filters.until)}})
+    if filters.until and not filters.since:
+        clauses.append({"published": {"$gt": 0}})  # undated articles match no date range
+    if filters.source:
+        clauses.append({"source": filters.source.lower()})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _sql_filters(filters: Filters) -> tuple[str, list[Any]]:
+    sql, args = "", []
+    if filters.since:
+        sql += " AND a.published >= ?"
+        args.append(filters.since.isoformat())
+    if filters.until:
+        sql += " AND a.published <= ?"
+        args.append(filters.until.isoformat())
+    if filters.source:
+        sql += " AND lower(a.source) = ?"
+        args.append(filters.source.lower())
+    return sql, args
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
