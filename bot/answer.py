@@ -123,7 +123,13 @@ class ExtractiveComposer:
     def relevant(self, terms: dict[str, float], passages: list[Passage]) -> bool:
         """Strong enough evidence: a close passage, or a fairly close one naming the terms."""
         best = max(p.dense for p in passages)
-        covered = max(coverage(terms, p.title + " " + p.chunk.text) for p in passages)
+        texts = [p.title + " " + p.chunk.text for p in passages]
+        # Numbers and years in a question are hard constraints: when no passage has them
+        # ("the 2030 World Cup"), only much closer evidence counts.
+        numbers = [t for t in terms if any(ch.isdigit() for ch in t)]
+        if numbers and not any(n in text for n in numbers for text in texts):
+            return best >= self.min_relevance + 0.15
+        covered = max(coverage(terms, text) for text in texts)
         return best >= self.min_relevance or (best >= self.min_relevance - 0.1 and covered >= 0.6)
 
     def select(self, sentences: list[Sentence], vectors: np.ndarray) -> list[Sentence]:

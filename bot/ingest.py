@@ -176,14 +176,13 @@ class Ingestor:
 
 
 def _wanted(path: Path, root: Path) -> bool:
-    """In a folder: supported types only, no hidden files, no corpus licence/readme."""
-    parts = path.relative_to(root).parts
-    if any(p.startswith(".") for p in parts):
+    """In a folder: every file but hidden ones and the corpus licence/readme.
+
+    Unsupported types are kept so that the summary names them instead of skipping silently.
+    """
+    if any(p.startswith(".") for p in path.relative_to(root).parts):
         return False
-    return path.suffix.lower() in sources.KINDS and path.name.lower() not in {
-        "license.md",
-        "readme.md",
-    }
+    return path.name.lower() not in {"license.md", "readme.md"}
 
 
 class _Run:

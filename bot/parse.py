@@ -39,6 +39,7 @@ ALIASES = {
     "license": "license",
     "attribution": "attribution",
     "id": "id",
+    "doc_id": "id",
 }
 
 
