@@ -19,7 +19,10 @@ class Settings(BaseSettings):
     # Storage
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
+    # empty: Chroma embedded under index_dir; else a Chroma server, http(s)://host[:port][/path]
     chroma_url: str = ""
+    chroma_retries: int = 4  # attempts per Chroma call on connection errors, with backoff
+    chroma_timeout: float = 30.0  # seconds per request to a Chroma server
 
     # Ingestion
     max_file_mb: float = 20.0

@@ -36,7 +36,8 @@ class Desk:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.settings.index_dir, self.settings.chroma_url)
+        s = self.settings
+        return Store(s.index_dir, s.chroma_url, s.chroma_retries, s.chroma_timeout)
 
     @cached_property
     def ingestor(self) -> Ingestor:
