@@ -259,6 +259,15 @@ def eval_one(desk: Desk, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@app.command()
+def serve() -> None:
+    """Run the Telegram bot (long polling). Needs NEWSDESK_TELEGRAM_TOKEN."""
+    from bot.app import serve as run_bot
+
+    logging.getLogger().setLevel(logging.INFO)
+    run_bot(Settings())
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

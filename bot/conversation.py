@@ -1,0 +1,103 @@
+"""Questions as journalists type them: inline filters and follow-ups made standalone.
+
+No language model: a follow-up ("and what did Ankara say?") borrows the content words of the
+chat's previous question, which is what keeps retrieval on the same story.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from bot.errors import NewsdeskError
+from bot.models import Filters
+from bot.parse import parse_date
+from bot.store import STOPWORDS
+
+FILTER = re.compile(r'\b(since|until|source):(?:"([^"]+)"|(\S+))', re.IGNORECASE)
+FOLLOW_UP_START = re.compile(
+    r"^(and|but|also|so|then|what about|how about|what else)\b",
+    re.IGNORECASE,
+)
+PRONOUNS = frozenset(
+    [
+        "he",
+        "she",
+        "they",
+        "it",
+        "its",
+        "his",
+        "her",
+        "their",
+        "them",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "him",
+        "latter",
+        "former",
+    ]
+)
+TURNS_KEPT = 3
+
+
+class FilterError(NewsdeskError):
+    """An inline filter the user typed is malformed."""
+
+
+def split_filters(text: str, as_of: dt.date | None = None) -> tuple[str, Filters]:
+    """`Who won? since:2025-01-01 source:"AP"` -> ("Who won?", Filters(...))."""
+    filters = Filters(as_of=as_of)
+    for match in FILTER.finditer(text):
+        key, value = match.group(1).lower(), match.group(2) or match.group(3)
+        if key == "source":
+            filters.source = value
+            continue
+        day = parse_date(value)
+        if day is None:
+            raise FilterError(f"{key}:{value} is not a date: use {key}:YYYY-MM-DD")
+        setattr(filters, key, day)
+    if filters.since and filters.until and filters.since > filters.until:
+        raise FilterError("since: is after until:, so no article can match")
+    question = " ".join(FILTER.sub(" ", text).split())
+    return question, filters
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[\w-]+", text) if w.lower() not in STOPWORDS and len(w) > 1]
+
+
+def is_follow_up(question: str) -> bool:
+    """Short questions that lean on the previous one: "and Ankara?", "why did they do it?"."""
+    words = re.findall(r"[\w-]+", question.lower())
+    if not words:
+        return False
+    names = [w for w in re.findall(r"[\w-]+", question)[1:] if w[:1].isupper()]
+    if len(words) > 10 or len(names) > 1:
+        return False
+    if FOLLOW_UP_START.match(question.strip()):
+        return True
+    # A pronoun with little else: "why did they do it?", not "Is this year's budget late?"
+    return any(w in PRONOUNS for w in words) and len(content_words(question)) <= 2
+
+
+@dataclass
+class Conversation:
+    """The last few standalone queries of one chat."""
+
+    queries: deque[str] = field(default_factory=lambda: deque(maxlen=TURNS_KEPT))
+
+    def standalone(self, question: str) -> str:
+        """The retrieval query for this question, given what was asked before."""
+        if not self.queries or not is_follow_up(question):
+            return question
+        own = {w.lower() for w in content_words(question)}
+        borrowed = [w for w in content_words(self.queries[-1]) if w.lower() not in own]
+        return f"{question} {' '.join(dict.fromkeys(borrowed))}".strip()
+
+    def remember(self, query: str) -> None:
+        self.queries.append(query)

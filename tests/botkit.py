@@ -1,0 +1,53 @@
+"""Runs the real bot (python-telegram-bot over HTTP) against the fake Bot API server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from conftest import settings_for
+from fake_telegram import FakeTelegram
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.desk import Desk
+from bot.handlers import Services
+
+JOURNALISTS = list(range(100, 140))
+
+
+@contextlib.asynccontextmanager
+async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIterator[Application]:
+    """Start polling with `desk` behind it; stop cleanly afterwards."""
+    values: dict[str, Any] = {
+        "telegram_token": tg.token,
+        "telegram_api_url": tg.url,
+        "allowed_users": JOURNALISTS,
+        "rate_limit_per_minute": 100,
+    }
+    values.update(overrides)
+    settings = settings_for(desk.settings.corpus_dir.parent, **values)
+    app = build_application(settings, desk)
+    async with app:
+        if app.post_init:  # run_polling() calls it; a manual start must too
+            await app.post_init(app)
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        try:
+            yield app
+        finally:
+            await app.updater.stop()
+            await app.stop()
+
+
+def services_of(app: Application) -> Services:
+    svc: Services = app.bot_data["services"]
+    return svc
+
+
+def buttons(entry: dict[str, Any]) -> dict[str, str]:
+    """Button text -> callback data of a sent message."""
+    rows = (entry.get("reply_markup") or {}).get("inline_keyboard", [])
+    return {b["text"]: b["callback_data"] for row in rows for b in row}
