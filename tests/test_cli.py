@@ -1,0 +1,127 @@
+"""The `newsdesk` command: JSON contracts, exit codes, messages without stack traces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.desk import Desk
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0 if code is None else 1), out, err
+
+
+@pytest.fixture
+def on_seeded(seeded: Desk, monkeypatch: pytest.MonkeyPatch) -> Desk:
+    monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(seeded.settings.corpus_dir))
+    monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(seeded.settings.index_dir))
+    return seeded
+
+
+@pytest.fixture
+def on_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(tmp_path / "corpus"))
+    monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(tmp_path / "index"))
+    return tmp_path
+
+
+def test_ask_json_contract(on_seeded: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["ask", "How much did Turkey pay for the S-400?", "--json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) == {"question", "abstained", "answer", "citations", "sources", "latency_ms"}
+    assert data["abstained"] is False and data["citations"]
+    for c in data["citations"]:
+        assert set(c) == {
+            "n",
+            "article_id",
+            "title",
+            "source",
+            "published",
+            "url",
+            "quote",
+            "start",
+            "end",
+        }
+        row = on_seeded.store.article(c["article_id"])
+        assert row is not None
+        text = on_seeded.corpus.read(Path(row.path)).text
+        assert text[c["start"] : c["end"]] == c["quote"]
+        assert c["quote"] in Path(row.path).read_text(encoding="utf-8")
+        assert f"[{c['n']}]" in data["answer"]
+
+
+def test_ask_text_and_abstention(on_seeded: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["ask", "What did Thomas Barak urge Turkey to do?"], capsys)
+    assert code == 0 and "[1]" in out and "Sources:" in out and "abandon the S-400" in out
+    code, out, _ = run(["ask", "What is the best recipe for sourdough bread?", "--json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["abstained"] is True and data["citations"] == []
+    assert data["sources"]  # the nearest articles are still listed
+
+
+def test_eval_contract(on_seeded: Desk, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        '{"id": "a", "question": "How many pilgrims died in the Hajj stampede?", '
+        '"date": "2006-01-13"}\n{"id": "b", "question": "Best sourdough recipe?"}\n',
+        encoding="utf-8",
+    )
+    results = tmp_path / "r.jsonl"
+    code, out, _ = run(["eval", str(questions), "--out", str(results)], capsys)
+    assert code == 0 and "2 questions: 1 answered, 1 abstained" in out
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["a", "b"]
+    for line in lines:
+        assert set(line) == {"id", "abstained", "answer", "citations", "latency_ms"}
+    assert not lines[0]["abstained"] and any("345" in c["quote"] for c in lines[0]["citations"])
+    assert set(lines[0]["citations"][0]) == {"n", "article_id", "url", "title", "quote"}
+    assert lines[1]["abstained"] and lines[1]["citations"] == []
+
+
+def test_ingest_docs_stats_remove_and_exit_codes(
+    on_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = on_tmp / "story.txt"
+    good.write_text("Pier reopens\nThe pier reopened on Monday after storm repairs.\n")
+    empty = on_tmp / "empty.txt"
+    empty.write_text("")
+    code, out, err = run(["ingest", str(good), str(empty)], capsys)
+    assert code == 1
+    assert "1 added, 0 unchanged, 0 updated, 1 failed" in out
+    assert "empty.txt: file is empty" in err and "Traceback" not in err
+    code, out, _ = run(["ingest", str(good)], capsys)
+    assert code == 0 and "0 added, 1 unchanged, 0 updated, 0 failed" in out
+    code, out, _ = run(["docs"], capsys)
+    assert code == 0 and "Pier reopens" in out and "1 articles" in out
+    article_id = out.split()[0]
+    code, out, _ = run(["stats", "--json"], capsys)
+    assert code == 0 and json.loads(out)["articles"] == 1 and json.loads(out)["chunks"] == 1
+    code, out, err = run(["remove", "ffffffff"], capsys)
+    assert code == 1 and "no article with id 'ffffffff'" in err and "Traceback" not in err
+    code, out, _ = run(["remove", article_id], capsys)
+    assert code == 0 and "removed" in out
+    assert list((on_tmp / "corpus").rglob("*.md")) == []
+
+
+def test_user_errors_are_one_line(on_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["ask", "anything", "--since", "last week"], capsys)
+    assert code == 2 and "not a date" in err and "Traceback" not in err
+    # An empty index beside a non-empty corpus says how to rebuild it.
+    corpus = on_tmp / "corpus" / "undated"
+    corpus.mkdir(parents=True)
+    (corpus / "a.md").write_text("---\ntitle: A\n---\n\nSome text.\n")
+    code, _, err = run(["ask", "anything"], capsys)
+    assert code == 1 and "newsdesk reindex" in err and "Traceback" not in err
+    code, out, _ = run(["reindex"], capsys)
+    assert code == 0 and "1 added" in out
+    code, _, err = run(["eval", str(on_tmp / "missing.jsonl"), "--out", str(on_tmp / "o")], capsys)
+    assert code == 1 and "cannot read" in err
