@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
-from telegram import Update
+from telegram import BotCommandScopeChat, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -15,11 +17,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers
+from bot import admin, handlers
 from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import NewsdeskError
-from bot.feedback import Journal
+from bot.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +69,26 @@ def build_application(settings: Settings, desk: Desk) -> Application:
         journal=Journal(settings.index_dir / "feedback.db"),
         limiter=handlers.UserLimiter(settings.rate_limit_per_minute),
     )
+    admins = filters.User(user_id=settings.admins)
+    private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler("start", handlers.on_start))
     app.add_handler(CommandHandler("help", handlers.on_help))
     app.add_handler(CommandHandler("ask", handlers.on_ask))
     app.add_handler(CommandHandler("search", handlers.on_search))
     app.add_handler(CommandHandler("sources", handlers.on_sources))
+    app.add_handler(CommandHandler("add", admin.on_add))
+    app.add_handler(CommandHandler("docs", admin.on_docs))
+    app.add_handler(CommandHandler("doc", admin.on_doc))
+    app.add_handler(CommandHandler("remove", admin.on_remove))
+    app.add_handler(CommandHandler("stats", admin.on_stats))
+    app.add_handler(CommandHandler("audit", admin.on_audit))
+    app.add_handler(CallbackQueryHandler(admin.on_admin_button, pattern=r"^(remove|docs):"))
     app.add_handler(CallbackQueryHandler(handlers.on_button))
+    # Uploads and forwards in private chats are admin actions (refused for others).
+    app.add_handler(MessageHandler(filters.Document.ALL & private, admin.on_document))
+    app.add_handler(MessageHandler(filters.FORWARDED & private, admin.on_forward))
+    url_only = filters.Regex(admin.URL_ONLY) & ~filters.COMMAND & private & admins
+    app.add_handler(MessageHandler(url_only, admin.on_url))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, handlers.on_text))
     app.add_error_handler(handlers.on_error)
     return app
@@ -82,6 +98,11 @@ async def on_startup(app: Application) -> None:
     """Register the command menu; finish any interrupted ingest; load the model before users."""
     svc: handlers.Services = app.bot_data["services"]
     await app.bot.set_my_commands(handlers.COMMANDS)
+    for admin_id in svc.settings.admins:  # admins see their commands in the menu too
+        with contextlib.suppress(TelegramError):  # a chat the bot has not seen yet
+            await app.bot.set_my_commands(
+                handlers.COMMANDS + handlers.ADMIN_COMMANDS, scope=BotCommandScopeChat(admin_id)
+            )
     await asyncio.to_thread(svc.desk.ingestor.repair)
     if not (svc.settings.allowed_users or svc.settings.allowed_chats or svc.settings.admins):
         log.warning("no NEWSDESK_ALLOWED_USERS/CHATS/ADMINS: everyone will be refused")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from functools import cached_property
 
 from langchain_core.runnables import Runnable
@@ -28,6 +29,8 @@ class Desk:
         self.corpus = Corpus(settings.corpus_dir)
         if embedder is not None:  # share one loaded model (tests, benchmarks)
             self.__dict__["embedder"] = embedder
+        # One writer at a time (ingest, remove, reindex); questions keep reading meanwhile.
+        self.write_lock = threading.Lock()
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -30,7 +30,7 @@ from bot import render
 from bot.config import Settings
 from bot.conversation import Conversation, FilterError, split_filters
 from bot.desk import Desk
-from bot.feedback import Journal
+from bot.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ COMMANDS = [
     BotCommand("sources", "Articles in the corpus, newest first"),
     BotCommand("help", "Commands and filters"),
     BotCommand("start", "What this bot does"),
+]
+ADMIN_COMMANDS = [
+    BotCommand("add", "Add a web page (URL) or pasted text"),
+    BotCommand("docs", "Articles with ids (admins)"),
+    BotCommand("doc", "One article's metadata and first lines"),
+    BotCommand("remove", "Remove an article (asks to confirm)"),
+    BotCommand("stats", "Corpus and index statistics"),
+    BotCommand("audit", "Latest admin actions"),
 ]
 START_TEXT = (
     "<b>Newsdesk</b> answers questions from this newsroom's own articles. Every statement "
@@ -63,6 +71,11 @@ HELP_TEXT = (
     "/search QUERY — the best-matching passages with their scores\n"
     "/sources — the articles in the corpus, newest first\n"
     "/help — this message\n\n"
+    "<b>Admins</b>\n"
+    "Send a file (txt, md, html, pdf, docx, jsonl; caption lines such as "
+    "<code>source: Reuters</code>, <code>date: 2025-11-20</code>, <code>url: …</code> set its "
+    "metadata), a link, or forward a message to add it. /add URL or /add TEXT, /docs, /doc ID, "
+    "/remove ID, /stats, /audit.\n\n"
     "Under each answer: <b>Quotes</b> shows the quoted passages; 👍/👎 tell us how it went."
 )
 PAGE_SIZE = 10
@@ -389,22 +402,26 @@ async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     )
 
 
-def sources_page(desk: Desk, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
+def sources_page(
+    desk: Desk, page: int, admin: bool = False
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of the corpus, newest first; admins also see ids and chunk counts."""
     rows = desk.store.articles()
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(page, pages - 1)
     lines = [f"<b>Sources</b> — {len(rows)} articles, page {page + 1}/{pages}"]
     for i, row in enumerate(rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], page * PAGE_SIZE + 1):
-        lines.append(
-            f"{i}. {render.link(row.title, row.url)}{render.meta_html(row.source, row.published)}"
-        )
+        meta = render.meta_html(row.source, row.published)
+        extra = f"\n    <code>{row.id}</code> · {row.n_chunks} chunks" if admin else ""
+        lines.append(f"{i}. {render.link(row.title, row.url)}{meta}{extra}")
     if not rows:
         lines.append("The corpus is empty.")
+    prefix = "docs" if admin else "sources"
     buttons = []
     if page > 0:
-        buttons.append(InlineKeyboardButton("◀ Newer", callback_data=f"sources:{page - 1}"))
+        buttons.append(InlineKeyboardButton("◀ Newer", callback_data=f"{prefix}:{page - 1}"))
     if page < pages - 1:
-        buttons.append(InlineKeyboardButton("Older ▶", callback_data=f"sources:{page + 1}"))
+        buttons.append(InlineKeyboardButton("Older ▶", callback_data=f"{prefix}:{page + 1}"))
     return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None
 
 

@@ -21,7 +21,7 @@ from bot.corpus import Corpus, assign_id, content_hash
 from bot.embed import Embedder
 from bot.errors import InputError, NotFound
 from bot.models import Article, Chunk, IngestReport
-from bot.parse import parse
+from bot.parse import apply_metadata, parse
 from bot.store import ArticleRow, Store
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ class Ingestor:
         items: Iterable[tuple[str, SourceOrError]],
         progress: Progress | None = None,
         bar: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> IngestReport:
+        """Parse and ingest sources; `metadata` (an admin's caption) overrides what was parsed."""
         report = IngestReport()
         run = _Run(self, report, progress, bar)
         for name, source in items:
@@ -94,7 +96,7 @@ class Ingestor:
             report.failed += parsed.failures
             run.expect(len(parsed.articles))
             for article in parsed.articles:
-                run.add(article, origin=source.path)
+                run.add(apply_metadata(article, metadata or {}), origin=source.path)
         run.finish()
         return report
 

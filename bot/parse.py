@@ -125,6 +125,31 @@ def article_from_fields(fields: dict[str, Any], text: str | None = None) -> Arti
     )
 
 
+def metadata_lines(text: str) -> dict[str, str]:
+    """`source: Reuters` / `date: 2025-11-20` / `url: https://…` lines (a Telegram caption)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ALIASES and value.strip():
+            fields[ALIASES[key.strip().lower()]] = value.strip()
+    return fields
+
+
+def apply_metadata(article: Article, fields: dict[str, str]) -> Article:
+    """Override an article's metadata with what an admin stated (dates are checked)."""
+    for key, value in fields.items():
+        if key == "published":
+            day = parse_date(value)
+            if day is None:
+                raise InputError(f"unreadable date {value!r}: use YYYY-MM-DD")
+            article.published = day
+        elif key == "authors":
+            article.authors = [a.strip() for a in value.split(",") if a.strip()]
+        elif key in ("title", "source", "url", "language", "license", "attribution"):
+            setattr(article, key, value)
+    return article
+
+
 def split_title(text: str) -> tuple[str, str]:
     """First non-empty line is the title; the rest is the body (or the whole if one line)."""
     first, _, rest = text.strip().partition("\n")

@@ -1,6 +1,7 @@
-"""The journal: answers given in Telegram (so buttons can find them again) and 👍/👎 votes.
+"""The journal: answers given in Telegram (so buttons can find them again), 👍/👎 votes, and
+the audit log of admin actions.
 
-A separate SQLite file: `reindex` rebuilds the index but never touches what users told us.
+A separate SQLite file: `reindex` rebuilds the index but never touches what people did.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ CREATE TABLE IF NOT EXISTS feedback (
     created_at TEXT NOT NULL,
     PRIMARY KEY (answer_id, user_id)
 );
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    user_name TEXT NOT NULL,
+    action TEXT NOT NULL,             -- upload, add-url, add-text, forward, remove, ...
+    target TEXT NOT NULL,             -- file name, URL, article id
+    result TEXT NOT NULL              -- what happened, or why it failed / was refused
+);
 """
 
 
@@ -46,6 +56,16 @@ class StoredAnswer:
     answer: str
     abstained: bool
     citations: list[Citation]
+
+
+@dataclass
+class AuditEntry:
+    at: str
+    user_id: int
+    user_name: str
+    action: str
+    target: str
+    result: str
 
 
 class Journal:
@@ -115,6 +135,24 @@ class Journal:
                 "SELECT f.answer_id, f.user_id, f.vote, a.question, a.answer FROM feedback f"
                 " JOIN answers a ON a.id = f.answer_id ORDER BY f.created_at"
             ).fetchall()
+
+    def audit(self, user_id: int, user_name: str, action: str, target: str, result: str) -> None:
+        with self._lock, self.db:
+            self.db.execute(
+                "INSERT INTO audit (at, user_id, user_name, action, target, result)"
+                " VALUES (?,?,?,?,?,?)",
+                (_now(), user_id, user_name, action, target[:500], result[:1000]),
+            )
+
+    def audit_log(self, limit: int = 15) -> list[AuditEntry]:
+        """The latest entries, newest first."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT at, user_id, user_name, action, target, result FROM audit"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [AuditEntry(*row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
