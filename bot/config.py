@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     per_article: int = 2
     min_relevance: float = 0.30
     answer_sentences: int = 3
+    # Optional OpenAI-compatible chat model for fluent answers (citations are verified against
+    # the passages; quotes always come from the articles). Empty base URL or model: extractive.
+    llm_base_url: str = ""  # e.g. https://api.openai.com/v1, http://localhost:11434/v1
+    llm_model: str = ""
+    llm_api_key: SecretStr = SecretStr("")
+    llm_timeout: float = 30.0  # seconds per request; on failure the answer is extractive
 
     # Telegram
     telegram_token: SecretStr = SecretStr("")

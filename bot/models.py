@@ -86,6 +86,7 @@ class Answer:
     citations: list[Citation]
     abstained: bool
     passages: list[Passage] = field(default_factory=list)  # what retrieval returned
+    note: str = ""  # shown in italics, e.g. when the language model failed and this is extractive
 
 
 @dataclass

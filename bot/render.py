@@ -26,6 +26,8 @@ def nearest_sources(passages: list[Passage], limit: int = 3) -> list[Passage]:
 
 def answer_text(answer: Answer) -> str:
     lines = [answer.text, ""]
+    if answer.note:
+        lines[1:1] = ["", f"_{answer.note}_"]
     if answer.abstained:
         near = nearest_sources(answer.passages)
         if near:
@@ -86,6 +88,8 @@ def answer_dict(answer: Answer, latency_ms: float | None = None) -> dict[str, An
             for p in nearest_sources(answer.passages, limit=10)
         ],
     }
+    if answer.note:
+        data["note"] = answer.note
     if latency_ms is not None:
         data["latency_ms"] = round(latency_ms, 1)
     return data
@@ -157,6 +161,8 @@ def short_quote(quote: str) -> str:
 def answer_html(answer: Answer) -> list[str]:
     """The answer, then its sources: `[n] Title — Outlet, date` linked to the article."""
     blocks = [esc(p) for p in answer.text.split("\n\n") if p.strip()]
+    if answer.note:
+        blocks.append(f"<i>{esc(answer.note)}</i>")
     if answer.abstained:
         near = nearest_sources(answer.passages)
         if near:
