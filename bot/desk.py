@@ -6,9 +6,10 @@ import logging
 import threading
 from functools import cached_property
 
+import numpy as np
 from langchain_core.runnables import Runnable
 
-from bot.answer import ExtractiveComposer, Query, build_chain
+from bot.answer import Composer, ExtractiveComposer, Query, build_chain
 from bot.chunk import Chunker
 from bot.config import Settings
 from bot.corpus import Corpus
@@ -62,17 +63,37 @@ class Desk:
         return Retriever(self.store, self.embedder, params)
 
     @cached_property
+    def composer(self) -> Composer:
+        """The extractive composer, or a language model checked by it when one is configured."""
+        s = self.settings
+        extractive = ExtractiveComposer(self.embedder, s.answer_sentences, s.min_relevance)
+        if s.llm_base_url and s.llm_model:
+            from bot.llm import LLMComposer
+
+            return LLMComposer.from_settings(s, extractive)
+        return extractive
+
+    @cached_property
     def chain(self) -> Runnable[Query, Answer]:
-        composer = ExtractiveComposer(
-            self.embedder, self.settings.answer_sentences, self.settings.min_relevance
-        )
-        return build_chain(self.retriever, composer)
+        return build_chain(self.retriever, self.composer)
 
     def ask(self, question: str, filters: Filters | None = None, query: str = "") -> Answer:
         answer: Answer = self.chain.invoke(
             {"question": question, "query": query or question, "filters": filters or Filters()}
         )
         return answer
+
+    def retrieve(
+        self, question: str, filters: Filters | None = None, query: str = ""
+    ) -> tuple[np.ndarray, list[Passage]]:
+        """What `ask` composes from: the query's vector and passages (to stream an answer)."""
+        return self.retriever.retrieve(query or question, filters or Filters())
+
+    def rewrite_followup(self, history: list[str], question: str) -> str:
+        """A follow-up as a standalone query: by the model if configured, else by the rule."""
+        from bot.llm import rewrite_followup
+
+        return rewrite_followup(history, question, self.composer)
 
     def search(self, query: str, filters: Filters | None = None, k: int = 10) -> list[Passage]:
         return self.retriever.retrieve(query, filters, k)[1]
