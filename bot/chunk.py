@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from bot.models import Article, Chunk
 
-SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " "]
+Unit = tuple[int, int, int]  # start, end, tokens
 # Titles longer than this many characters are cut in the embedded text, never the chunk.
 TITLE_CHARS = 200
 
@@ -44,22 +43,17 @@ class Chunker:
 
     def chunk(self, article: Article) -> list[Chunk]:
         size = self.budget(article.title)
-        splitter = RecursiveCharacterTextSplitter(
-            separators=SEPARATORS,
-            keep_separator="end",
-            chunk_size=size,
-            chunk_overlap=min(self.overlap_tokens, size // 4),
-            length_function=self.count_tokens,
-            strip_whitespace=True,
-        )
+        overlap = min(self.overlap_tokens, size // 4)
+        text = article.text
+        spans = []
+        for start, end in _merge(text, self._units(text, 0, len(text), 0, size), size, overlap):
+            if self.count_tokens(text[start:end]) <= size:
+                spans.append((start, end))
+            else:  # a tokenizer whose counts do not add up across a cut: split again, smaller
+                spans += _merge(text, self._units(text, start, end, 0, size * 3 // 4), size, 0)
         chunks: list[Chunk] = []
-        for piece in splitter.split_text(article.text):
-            # Overlapping chunks start after the previous one: search from there.
-            floor = chunks[-1].start + 1 if chunks else 0
-            start = article.text.find(piece, floor)
-            if start < 0:  # the splitter only cuts and strips, so this would be a bug
-                raise AssertionError("chunk is not a substring of its article")
-            end = start + len(piece)
+        for start, end in spans:
+            piece = text[start:end]
             digest = hashlib.sha256(piece.encode()).hexdigest()[:8]
             chunks.append(
                 Chunk(
@@ -72,3 +66,65 @@ class Chunker:
                 )
             )
         return chunks
+
+    def _units(
+        self, text: str, start: int, end: int, level: int, size: int, tokens: int = -1
+    ) -> list[Unit]:
+        """Spans of at most `size` tokens, cut at the coarsest separator that gets there.
+
+        Each span is tokenized once (the splitter's token counting was most of the ingest time
+        that was not the model); counts add up because every cut follows a separator.
+        """
+        if tokens < 0:
+            tokens = self.count_tokens(text[start:end])
+        if tokens <= size:
+            return [(start, end, tokens)] if text[start:end].strip() else []
+        if level == len(SEPARATORS):  # one "word" longer than a chunk: cut by characters
+            step = max(1, (end - start) * size // (tokens + 1))
+            return [
+                u
+                for at in range(start, end, step)
+                for u in self._units(text, at, min(end, at + step), level, size)
+            ]
+        separator, at = SEPARATORS[level], start
+        if text.find(separator, start, end) < 0:
+            return self._units(text, start, end, level + 1, size, tokens)
+        units: list[Unit] = []
+        while at < end:
+            cut = text.find(separator, at, end)
+            stop = end if cut < 0 else cut + len(separator)
+            units += self._units(text, at, stop, level + 1, size)
+            at = stop
+        return units
+
+
+def _merge(text: str, units: list[Unit], size: int, overlap: int) -> list[tuple[int, int]]:
+    """Greedy runs of units up to `size` tokens; each run repeats up to `overlap` tokens of the
+    previous one. Spans are stripped of surrounding whitespace."""
+    spans: list[tuple[int, int]] = []
+    first = 0
+    while first < len(units):
+        last, total = first, 0
+        while last < len(units) and (last == first or total + units[last][2] <= size):
+            total += units[last][2]
+            last += 1
+        start, end = units[first][0], units[last - 1][1]
+        piece = _strip(text, start, end)
+        if piece:
+            spans.append(piece)
+        if last == len(units):
+            break
+        back, repeated = last, 0
+        while back - 1 > first and repeated + units[back - 1][2] <= overlap:
+            back -= 1
+            repeated += units[back][2]
+        first = back
+    return spans
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,9 @@ class Embedder:
     One lock serialises encode calls: on a small CPU, parallel encodes only fight for cores.
     """
 
-    def __init__(self, model: str = "", device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str = "", device: str = "cpu", batch_size: int = 64, dtype: str = ""
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
@@ -46,6 +49,7 @@ class Embedder:
                 f"cannot load embedding model {path!r}: give a local path or a model that is "
                 f"already in the Hugging Face cache ({exc.__class__.__name__})"
             ) from exc
+        self.dtype = _set_dtype(self.model, dtype or _configured_dtype(), device)
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length or 256)
         self.dimension = int(self.model.get_embedding_dimension() or 0)
@@ -70,10 +74,45 @@ class Embedder:
                 convert_to_numpy=True,
                 show_progress_bar=progress,
             )
-        return np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        # Normalised again in float32: in bfloat16 the model's own norms are off by ~0.5%.
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def as_langchain(self) -> Embeddings:
         return _LangChainEmbeddings(self)
+
+
+def _configured_dtype() -> str:
+    from bot.config import Settings
+
+    return Settings().embedding_dtype
+
+
+def _native_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX); Linux only."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _set_dtype(model: Any, dtype: str, device: str) -> str:
+    """Cast the model's weights: "float32" (as loaded), "bfloat16", or "auto" (bfloat16 on a
+    CPU that computes it natively, where it is about twice as fast; float32 elsewhere)."""
+    name = {"fp32": "float32", "bf16": "bfloat16"}.get(dtype.lower(), dtype.lower())
+    if name == "auto":
+        name = "bfloat16" if device == "cpu" and _native_bf16() else "float32"
+    if name == "float32":
+        return name
+    if name != "bfloat16":
+        from bot.errors import NewsdeskError
+
+        raise NewsdeskError(f"unknown embedding dtype {dtype!r}: use auto, float32 or bfloat16")
+    import torch
+
+    model.to(torch.bfloat16)
+    return name
 
 
 class _LangChainEmbeddings(Embeddings):

@@ -23,6 +23,7 @@ class RetrievalParams:
     keyword_weight: float = 1.0
     recency_weight: float = 0.5  # boost for articles published just before the as-of date
     recency_days: float = 14.0
+    future_factor: float = 0.75  # score multiplier for articles published after the as-of date
 
 
 class Retriever:
@@ -70,7 +71,7 @@ class Retriever:
             return 1.0
         age = (filters.as_of - passage.published).days
         if age < 0:  # published after the question was asked: unlikely to be what was meant
-            return 1.0 - self.params.recency_weight / 2
+            return self.params.future_factor
         return 1.0 + self.params.recency_weight * math.exp(-age / self.params.recency_days)
 
 

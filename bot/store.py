@@ -95,6 +95,10 @@ def date_key(day: dt.date | None) -> int:
     return day.year * 10000 + day.month * 100 + day.day if day else 0
 
 
+# BM25 weight of a word in the headline, relative to one in the chunk text.
+BM25_TITLE = 2.0
+
+
 def keyword_query(text: str) -> str:
     """An FTS5 OR-query of the question's content words, each quoted (no FTS syntax leaks)."""
     words = re.findall(r"\w+", text.lower())
@@ -327,7 +331,8 @@ class Store:
             return []
         conditions, args = _sql_filters(filters)
         sql = (
-            "SELECT f.chunk_id, -bm25(chunks_fts, 0.0, 2.0, 1.0) AS score FROM chunks_fts f "
+            f"SELECT f.chunk_id, -bm25(chunks_fts, 0.0, {BM25_TITLE}, 1.0) AS score "
+            "FROM chunks_fts f "
             "JOIN chunks c ON c.id = f.chunk_id JOIN articles a ON a.id = c.article_id "
             f"WHERE chunks_fts MATCH ? {conditions} ORDER BY score DESC LIMIT ?"
         )
