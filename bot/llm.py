@@ -69,8 +69,12 @@ for a news archive. Use the earlier questions only to resolve what the follow-up
 (people, places, events). If the question already stands alone, return it unchanged. Reply \
 with the query only, on one line, without quotes or explanation."""
 
-CITE = re.compile(r"\[(\s*\d+(?:\s*[,;]\s*\d+)*\s*)\]")
-LEADING_CITES = re.compile(r"^((?:\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)\s*(.*)$", re.DOTALL)
+# [1], [1, 2], [1; 2], and the [Passage 1] / [source 2] some models write.
+_REF = r"(?:(?:passages?|sources?)\s*)?\d+"
+_REFS = rf"\s*{_REF}(?:\s*[,;]\s*{_REF})*\s*"
+CITE = re.compile(rf"\[({_REFS})\]", re.IGNORECASE)
+LEADING_CITES = re.compile(rf"^((?:\s*\[{_REFS}\])+)\s*(.*)$", re.DOTALL | re.IGNORECASE)
+THINKING = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)  # reasoning models' scratchpad
 BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 DELIMITER = re.compile(r"<\s*/?\s*passages?\b[^>]*>", re.IGNORECASE)
 # The model saying, in its own words, that the passages do not answer the question.
@@ -147,7 +151,12 @@ def split_claims(text: str) -> list[str]:
 
 
 def cited_numbers(marker: str) -> list[int]:
-    return [int(n) for n in re.split(r"[,;\s]+", marker.strip()) if n]
+    return [int(n) for n in re.findall(r"\d+", marker)]
+
+
+def visible(text: str) -> str:
+    """The model's answer without a reasoning model's <think> block (closed or still open)."""
+    return THINKING.sub("", text).strip()
 
 
 def tidy(text: str) -> str:
@@ -216,7 +225,8 @@ class LLMComposer:
             piece = content_text(chunk.content)
             if piece:
                 text += piece
-                yield text
+                if shown := visible(text):
+                    yield shown
         if failure is not None:
             yield await asyncio.to_thread(self.failed, failure, question, vector, passages)
         else:
@@ -256,7 +266,7 @@ class LLMComposer:
         self, question: str, vector: np.ndarray, passages: list[Passage], raw: str
     ) -> Answer:
         """Keep the sentences whose citations hold; quote the articles for each of them."""
-        raw = raw.strip()
+        raw = visible(raw)
         if not raw:
             return self.failed(ValueError("empty model output"), question, vector, passages)
         if NO_ANSWER in raw.upper():
@@ -285,9 +295,10 @@ class LLMComposer:
                 return "".join(f"[{n}]" for n in dict.fromkeys(ns))
 
             sentence = tidy(CITE.sub(renumber, claim))
-            if not CITE.search(sentence):  # every valid marker was mid-sentence and dropped
+            if not CITE.search(sentence):  # defensive: a kept sentence is never left uncited
                 sentence = f"{sentence} " + "".join(f"[{n}]" for n in by_passage.values())
-            sentences.append(sentence)
+            # "… 2019. [1]" -> "… 2019 [1]."
+            sentences.append(re.sub(r"\s*([.!?])\s*((?:\[\d+\])+)$", r" \2\1", sentence))
         if not sentences:
             log.warning("language model answer had no supported citation; answering extractively")
             return self.extractive(question, vector, passages, UNVERIFIED_NOTE)

@@ -117,6 +117,20 @@ def test_invalid_citations_and_uncited_sentences_are_dropped(
     assert len(answer.citations) == 1 and "$2.5 billion" in answer.citations[0].quote
 
 
+def test_passage_style_citations_and_a_reasoning_block(
+    seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI
+) -> None:
+    vector, passages = s400
+    i = index_of(passages, "$2.5 billion")
+    fake.push(
+        f"<think>The answer is in passage [{i}], and I could add [9].</think>\n"
+        f"Turkey paid $2.5 billion for the S-400. [Passage {i}]"
+    )
+    answer = llm_composer(seeded, fake).compose(S400, vector, passages)
+    check_citations(seeded, answer)
+    assert answer.text == "Turkey paid $2.5 billion for the S-400 [1]."
+
+
 def test_no_valid_citation_falls_back_to_the_extractive_answer(
     seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI
 ) -> None:
