@@ -16,6 +16,17 @@ from bot.errors import EmptyDocument, InputError
 from bot.models import Article
 from bot.sources import Source
 
+# A web page is taken for an article only with this much running text (see check_article_text).
+MIN_ARTICLE_CHARS = 150
+SENTENCE_ENDS = (".", "!", "?", "…", "。", "！", "？")
+CLOSING = "\"'”’»)] "
+PAYWALLED = re.compile(rb'"isAccessibleForFree"\s*:\s*"?false', re.IGNORECASE)
+PAYWALL_TEXT = re.compile(
+    r"subscribe to (continue|read|keep)|already a subscriber|subscribers? only|"
+    r"to continue reading|to read (the full|this) (article|story)",
+    re.IGNORECASE,
+)
+HTML_LANG = re.compile(rb"<html[^>]*?\slang=[\"']?([a-zA-Z]{2,3})", re.IGNORECASE)
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n?", re.DOTALL)
 # Metadata keys accepted from front matter, JSONL and captions, mapped to Article fields.
 ALIASES = {
@@ -103,7 +114,7 @@ def article_from_fields(fields: dict[str, Any], text: str | None = None) -> Arti
     title = " ".join(str(meta.get("title", "")).split())
     authors = meta.get("authors", [])
     if isinstance(authors, str):
-        authors = [a.strip() for a in re.split(r",| and ", authors) if a.strip()]
+        authors = [a.strip() for a in re.split(r"[,;]| and ", authors) if a.strip()]
     published = parse_date(meta.get("published"))
     if meta.get("published") and published is None:
         raise InputError(f"unreadable date {meta['published']!r}: use YYYY-MM-DD")
@@ -182,25 +193,67 @@ def parse_text(source: Source) -> Parsed:
 def parse_html(source: Source) -> Parsed:
     import trafilatura  # slow import: only when HTML arrives
 
-    doc = trafilatura.bare_extraction(
+    extracted = trafilatura.bare_extraction(
         source.data,
         url=source.url or None,
         with_metadata=True,
         include_comments=False,
         include_tables=False,
-        as_dict=True,
     )
-    if not isinstance(doc, dict) or not (doc.get("text") or "").strip():
+    # A trafilatura Document (a dict in older releases), or None when nothing was found.
+    doc: dict[str, Any] = {}
+    if isinstance(extracted, dict):
+        doc = extracted
+    elif extracted is not None:
+        doc = extracted.as_dict()
+    text = str(doc.get("text") or "").strip()
+    if not text:
         raise EmptyDocument("no article text found in the page (not an article, or paywalled)")
+    check_article_text(text, source.data)
+    title = " ".join(str(doc.get("title") or "").split())
+    first, _, rest = text.partition("\n")
+    if title and rest.strip() and " ".join(first.split()) == title:
+        text = rest  # the headline is the title, not the first line of the body
     fields = {
-        "title": doc.get("title") or "",
+        "title": title,
         "source": doc.get("sitename") or doc.get("hostname") or "",
         "published": doc.get("date") or "",
         "url": doc.get("url") or source.url,
         "author": doc.get("author") or "",
-        "language": doc.get("language") or "",
+        "language": doc.get("language") or page_language(source.data),
     }
-    return Parsed([article_from_fields(fields, doc["text"])])
+    return Parsed([article_from_fields(fields, text)])
+
+
+def check_article_text(text: str, page: bytes) -> None:
+    """Refuse what an extractor pulls from a page that is not an article.
+
+    Login forms, section fronts and paywall teasers yield menus and labels but hardly any
+    running text: lines that are long enough and end like a sentence.
+    """
+    prose = [
+        line
+        for line in (raw.strip() for raw in text.split("\n"))
+        if len(line) >= 40 and line.rstrip(CLOSING).endswith(SENTENCE_ENDS)
+    ]
+    if sum(len(line) for line in prose) >= MIN_ARTICLE_CHARS:
+        return
+    words = sum(len(line.split()) for line in prose)
+    if PAYWALLED.search(page) or PAYWALL_TEXT.search(text):
+        raise EmptyDocument(
+            f"the page is paywalled: only {words} words of the article are visible; "
+            "save the full text and send it as a file"
+        )
+    raise EmptyDocument(
+        f"no article text found in the page (only {words} words of running text): "
+        "not a news article?"
+    )
+
+
+def page_language(page: bytes) -> str:
+    """The primary language of `<html lang="en-GB">` ("en"), or ""."""
+    match = HTML_LANG.search(page[:4096])
+    return match.group(1).decode("ascii").lower() if match else ""
 
 
 def parse_pdf(source: Source) -> Parsed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zipfile
 from dataclasses import dataclass
 from io import BytesIO
@@ -64,7 +65,7 @@ def kind_of(name: str, media_type: str = "") -> str:
 def check_bytes(name: str, kind: str, data: bytes, max_bytes: int) -> None:
     """Refuse empty, oversize, binary-as-text and zip-bomb documents before parsing."""
     if len(data) > max_bytes:
-        raise TooLarge(f"file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        raise TooLarge(f"file is {_mb(len(data))} MB, over the {_mb(max_bytes)} MB limit")
     if not data.strip():
         raise EmptyDocument("file is empty")
     if kind in ("markdown", "text", "html", "jsonl") and b"\x00" in data[:8192]:
@@ -93,7 +94,7 @@ def from_path(path: Path, max_bytes: int) -> Source:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise TooLarge(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+            raise TooLarge(f"file is {_mb(size)} MB, over the {_mb(max_bytes)} MB limit")
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
@@ -109,9 +110,14 @@ def from_bytes(name: str, data: bytes, max_bytes: int, media_type: str = "") -> 
 
 
 def from_url(url: str, max_bytes: int, timeout: float) -> Source:
-    """Download a web page or document, streaming so an endless body stops at the limit."""
+    """Download a web page or document, streaming so an endless body stops at the limit.
+
+    `timeout` bounds each network wait and the whole download, so a server that sends a
+    byte now and then cannot hold an ingest forever.
+    """
     if not url.startswith(("http://", "https://")):
         raise FetchError(f"not an http(s) URL: {url}")
+    deadline = time.monotonic() + timeout
     try:
         with (
             httpx.Client(
@@ -120,13 +126,22 @@ def from_url(url: str, max_bytes: int, timeout: float) -> Source:
             client.stream("GET", url) as response,
         ):
             if response.status_code >= 400:
-                raise FetchError(f"{url} answered HTTP {response.status_code}")
+                raise FetchError(
+                    f"{url} answered HTTP {response.status_code} {response.reason_phrase}".rstrip()
+                )
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(
+                    f"{url} is {_mb(int(declared))} MB, over the {_mb(max_bytes)} MB limit"
+                )
             chunks: list[bytes] = []
             total = 0
             for part in response.iter_bytes():
                 total += len(part)
                 if total > max_bytes:
-                    raise TooLarge(f"{url} is over the {max_bytes / 1e6:.0f} MB limit")
+                    raise TooLarge(f"{url} is over the {_mb(max_bytes)} MB limit")
+                if time.monotonic() > deadline:
+                    raise FetchError(f"{url} timed out after {timeout:g} s (download too slow)")
                 chunks.append(part)
             media_type = response.headers.get("content-type", "")
             final_url = str(response.url)
@@ -134,15 +149,31 @@ def from_url(url: str, max_bytes: int, timeout: float) -> Source:
         raise FetchError(f"{url} timed out after {timeout:g} s") from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"cannot fetch {url}: {exc}") from exc
+    except (httpx.InvalidURL, UnicodeError) as exc:  # neither is an httpx.HTTPError
+        raise FetchError(f"not a valid URL: {url} ({exc})") from exc
     data = b"".join(chunks)
-    name = Path(httpx.URL(final_url).path).name or "page.html"
-    try:
-        kind = kind_of(name, media_type)
-    except UnsupportedFormat:
-        kind = (
-            kind_of("page.html") if b"<html" in data[:4096].lower() else kind_of(name, media_type)
-        )
     if not data.strip():
         raise FetchError(f"{url} returned an empty page")
+    name = Path(httpx.URL(final_url).path).name or "page.html"
+    kind = sniff(data) or kind_of(name, media_type)
     check_bytes(name, kind, data, max_bytes)
     return Source(name=name, kind=kind, data=data, url=final_url)
+
+
+def sniff(data: bytes) -> str:
+    """The kind a download's bytes show (a PDF, a web page), whatever its name or media type.
+
+    Servers often send documents as application/octet-stream, or a login page at a .pdf URL.
+    """
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    lowered = head.lower()
+    if head.startswith(b"<") and (b"<html" in lowered or b"<!doctype html" in lowered):
+        return "html"
+    return ""
+
+
+def _mb(n: int) -> str:
+    """Bytes as the MiB that `max_file_mb` counts in: 20971520 -> "20", 524288 -> "0.5"."""
+    return f"{n / 2**20:.1f}".removesuffix(".0")
