@@ -134,6 +134,9 @@ async def run_ingest(
             return work(desk, progress)
 
     report = await asyncio.to_thread(locked)
+    counted = services(context).metrics.ingested
+    for result in ("added", "updated", "unchanged", "failed"):
+        counted.labels(result).inc(len(getattr(report, result)))
     await audit(context, update, action, target, result_text(report))
     with contextlib.suppress(BadRequest):
         await status.edit_text(

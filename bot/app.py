@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import BotCommandScopeChat, Update
 from telegram.error import TelegramError
@@ -22,42 +24,46 @@ from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import NewsdeskError
 from bot.journal import Journal
+from bot.metrics import HealthServer, Metrics
 
 log = logging.getLogger(__name__)
 
 
-class RedactToken(logging.Filter):
-    """Keeps the bot token out of every log line (it is part of Bot API URLs)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.token:
-            message = record.getMessage()
-            if self.token in message:
-                record.msg = message.replace(self.token, "<token>")
-                record.args = ()
-        return True
-
-
 def protect_logs(token: str) -> None:
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactToken(token))
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every URL, token included
+    """Keep the bot token (part of every Bot API URL) out of all log records, whoever logs them
+    and wherever they go: the record factory redacts it before any handler sees it."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every URL at INFO
+    if not token:
+        return
+    make_record = logging.getLogRecordFactory()
+
+    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        message = record.getMessage()
+        if token in message:
+            record.msg, record.args = message.replace(token, "<token>"), ()
+        if record.exc_info and record.exc_info[1] and token in str(record.exc_info[1]):
+            record.exc_text = (
+                logging.Formatter().formatException(record.exc_info).replace(token, "<token>")
+            )
+            record.exc_info = None
+        return record
+
+    logging.setLogRecordFactory(redacting)
 
 
 def build_application(settings: Settings, desk: Desk) -> Application:
     token = settings.telegram_token.get_secret_value()
     if not token:
         raise NewsdeskError("set NEWSDESK_TELEGRAM_TOKEN to the token @BotFather gave you")
+    protect_logs(token)
     builder = (
         Application.builder()
         .token(token)
         .rate_limiter(AIORateLimiter(max_retries=3))  # Telegram's flood limits, 429 retries
         .concurrent_updates(32)  # one slow question never holds up the others
         .post_init(on_startup)
+        .post_shutdown(on_shutdown)
     )
     if settings.telegram_api_url:
         api = settings.telegram_api_url.rstrip("/")
@@ -68,6 +74,7 @@ def build_application(settings: Settings, desk: Desk) -> Application:
         settings=settings,
         journal=Journal(settings.index_dir / "feedback.db"),
         limiter=handlers.UserLimiter(settings.rate_limit_per_minute),
+        metrics=Metrics(),
     )
     admins = filters.User(user_id=settings.admins)
     private = filters.ChatType.PRIVATE
@@ -106,12 +113,46 @@ async def on_startup(app: Application) -> None:
     await asyncio.to_thread(svc.desk.ingestor.repair)
     if not (svc.settings.allowed_users or svc.settings.allowed_chats or svc.settings.admins):
         log.warning("no NEWSDESK_ALLOWED_USERS/CHATS/ADMINS: everyone will be refused")
+    if svc.settings.health_port:
+        svc.health = HealthServer(
+            svc.metrics,
+            lambda: health(svc.desk),
+            svc.settings.health_host,
+            svc.settings.health_port,
+        )
+        await svc.health.start()
     log.info("serving as @%s", app.bot.username)
 
 
-def serve(settings: Settings) -> None:
-    """Long polling until interrupted."""
-    protect_logs(settings.telegram_token.get_secret_value())
-    desk = Desk(settings)
-    app = build_application(settings, desk)
-    app.run_polling(allowed_updates=Update.ALL_TYPES)
+async def on_shutdown(app: Application) -> None:
+    svc: handlers.Services = app.bot_data["services"]
+    if svc.health:
+        await svc.health.stop()
+
+
+async def health(desk: Desk) -> dict[str, object]:
+    """Healthy when both stores answer: the SQLite index and Chroma."""
+
+    def counts() -> dict[str, object]:
+        return {"chunks": desk.store.count_chunks(), "vectors": desk.store.collection.count()}
+
+    return await asyncio.to_thread(counts)
+
+
+def serve(
+    settings: Settings, webhook_url: str = "", listen: str = "0.0.0.0:8443", secret_token: str = ""
+) -> None:
+    """Long polling until interrupted, or a webhook server when `webhook_url` is given."""
+    app = build_application(settings, Desk(settings))
+    if not webhook_url:
+        app.run_polling(allowed_updates=Update.ALL_TYPES)
+        return
+    host, _, port = listen.rpartition(":")
+    app.run_webhook(
+        listen=host or "0.0.0.0",
+        port=int(port),
+        url_path=urlsplit(webhook_url).path.lstrip("/"),
+        webhook_url=webhook_url,
+        secret_token=secret_token or None,
+        allowed_updates=Update.ALL_TYPES,
+    )

@@ -260,12 +260,22 @@ def eval_one(desk: Desk, item: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.command()
-def serve() -> None:
-    """Run the Telegram bot (long polling). Needs NEWSDESK_TELEGRAM_TOKEN."""
+def serve(
+    webhook_url: Annotated[
+        str, typer.Option(help="Public HTTPS URL Telegram posts updates to (webhook mode).")
+    ] = "",
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT the webhook server binds (behind your proxy).")
+    ] = "0.0.0.0:8443",
+    secret_token: Annotated[
+        str, typer.Option(help="Telegram sends it with every update; others are refused.")
+    ] = "",
+) -> None:
+    """Run the Telegram bot: long polling, or a webhook with --webhook-url."""
     from bot.app import serve as run_bot
 
     logging.getLogger().setLevel(logging.INFO)
-    run_bot(Settings())
+    run_bot(Settings(), webhook_url, listen, secret_token)
 
 
 def main(argv: list[str] | None = None) -> None:

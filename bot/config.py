@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     admins: IdList = Field(default_factory=list)
     rate_limit_per_minute: int = 10
 
+    # Operations
+    health_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
+    health_port: int = 8080  # /healthz and /metrics while serving; 0 = off
+    log_questions: bool = False  # question text in the per-question log line
+
     @field_validator("allowed_users", "allowed_chats", "admins", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.conversation import Conversation, FilterError, split_filters
 from bot.desk import Desk
 from bot.journal import Journal
+from bot.metrics import HealthServer, Metrics, pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,9 @@ class Services:
     settings: Settings
     journal: Journal
     limiter: UserLimiter
+    metrics: Metrics
     conversations: dict[int, Conversation] = field(default_factory=dict)
+    health: HealthServer | None = None
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -280,6 +283,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
     if await limited(update, context):
         return
     svc = services(context)
+    svc.metrics.questions.inc()
+    started = time.perf_counter()
     try:
         conversation = svc.conversations.setdefault(chat.id, Conversation())
         query = conversation.standalone(question)
@@ -289,7 +294,21 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
         answer_id = await asyncio.to_thread(svc.journal.save_answer, chat.id, user.id, answer)
         await send_html(message, render.answer_html(answer), answer_keyboard(answer_id, answer))
     except Exception:
+        svc.metrics.errors.inc()
         await apologise(message, "answering your question")
+        return
+    elapsed = time.perf_counter() - started
+    svc.metrics.latency.observe(elapsed)
+    (svc.metrics.abstentions if answer.abstained else svc.metrics.answers).inc()
+    # One structured line per question; the text only when NEWSDESK_LOG_QUESTIONS=1.
+    log.info(
+        "question chat=%s latency_ms=%.0f abstained=%s sources=%d%s",
+        pseudonym(chat.id),
+        elapsed * 1000,
+        str(answer.abstained).lower(),
+        len({c.article_id for c in answer.citations}),
+        f" text={question!r}" if svc.settings.log_questions else "",
+    )
 
 
 async def apologise(message: Message, doing: str) -> None:

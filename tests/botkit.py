@@ -25,6 +25,7 @@ async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIt
         "telegram_api_url": tg.url,
         "allowed_users": JOURNALISTS,
         "rate_limit_per_minute": 100,
+        "health_port": 0,
     }
     values.update(overrides)
     settings = settings_for(desk.settings.corpus_dir.parent, **values)
@@ -40,6 +41,8 @@ async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIt
         finally:
             await app.updater.stop()
             await app.stop()
+            if app.post_shutdown:
+                await app.post_shutdown(app)
 
 
 def services_of(app: Application) -> Services:
