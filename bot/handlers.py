@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from limits import parse as parse_limit
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -23,7 +24,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
 from bot import render
@@ -31,7 +32,9 @@ from bot.config import Settings
 from bot.conversation import Conversation, FilterError, split_filters
 from bot.desk import Desk
 from bot.journal import Journal
+from bot.llm import stream_answer
 from bot.metrics import HealthServer, Metrics, pseudonym
+from bot.models import Answer, Passage
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,8 @@ HELP_TEXT = (
 PAGE_SIZE = 10
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 TYPING_EVERY = 4.0  # Telegram shows "typing…" for about 5 s per chat action
+STREAM_EVERY = 1.0  # seconds between edits of a streamed answer (Telegram: ~1 edit/s/chat)
+STREAM_CHARS = 3500  # a streamed preview shows at most this much
 
 
 class UserLimiter:
@@ -167,6 +172,51 @@ async def _send_one(
             log.warning("sending failed (%s), retrying", exc)
             await asyncio.sleep(0.5 * 2**attempt)
     raise NetworkError("could not send the message")
+
+
+async def stream_reply(
+    message: Message, desk: Desk, question: str, vector: np.ndarray, passages: list[Passage]
+) -> tuple[Answer, Message | None]:
+    """With a language model: show its text as it is written, editing one message at most
+    once per STREAM_EVERY seconds; returns the verified Answer and that message (if any).
+    Without a model, the answer simply arrives (no preview)."""
+    preview: Message | None = None
+    last = 0.0
+    async for item in stream_answer(desk.composer, question, vector, passages):
+        if isinstance(item, Answer):
+            return item, preview
+        now = time.monotonic()
+        if not item.strip() or now - last < STREAM_EVERY:
+            continue
+        last = now
+        text = render.esc(item[:STREAM_CHARS]) + " …"
+        with contextlib.suppress(TelegramError):  # a skipped preview edit costs nothing
+            if preview is None:
+                preview = await message.reply_html(
+                    text, do_quote=True, link_preview_options=NO_PREVIEW
+                )
+            else:
+                await preview.edit_text(
+                    text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+                )
+    raise RuntimeError("the answer stream ended without an answer")
+
+
+async def edit_html(message: Message, part: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Replace a message's text; as plain text if Telegram refuses the markup."""
+    try:
+        await message.edit_text(
+            part, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
+        )
+    except BadRequest as exc:
+        if "not modified" in str(exc).lower():
+            return
+        if "parse entities" not in str(exc).lower():
+            raise
+        log.error("Telegram refused our HTML, editing as plain text: %s", exc)
+        await message.edit_text(
+            render.plain_fallback(part), reply_markup=markup, link_preview_options=NO_PREVIEW
+        )
 
 
 @contextlib.asynccontextmanager
@@ -287,12 +337,20 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
     started = time.perf_counter()
     try:
         conversation = svc.conversations.setdefault(chat.id, Conversation())
-        query = conversation.standalone(question)
+        history = list(conversation.queries)
+        query = await asyncio.to_thread(svc.desk.rewrite_followup, history, question)
         async with typing(context, chat.id):
-            answer = await asyncio.to_thread(svc.desk.ask, question, filters, query)
+            vector, passages = await asyncio.to_thread(svc.desk.retrieve, question, filters, query)
+            answer, preview = await stream_reply(message, svc.desk, question, vector, passages)
         conversation.remember(query)
         answer_id = await asyncio.to_thread(svc.journal.save_answer, chat.id, user.id, answer)
-        await send_html(message, render.answer_html(answer), answer_keyboard(answer_id, answer))
+        parts = render.answer_html(answer)
+        keyboard = answer_keyboard(answer_id, answer)
+        if preview is None:
+            await send_html(message, parts, keyboard)
+        else:  # the streamed message becomes the verified answer's first part
+            await edit_html(preview, parts[0], keyboard if len(parts) == 1 else None)
+            await send_html(message, parts[1:], keyboard, quote=False)
     except Exception:
         svc.metrics.errors.inc()
         await apologise(message, "answering your question")

@@ -26,6 +26,7 @@ class Reply:
     delay: float = 0.0  # seconds before the response starts
     raw: bytes | None = None  # sent as the body of a 200 instead of a completion (malformed)
     chunk_words: int = 2  # streaming: words per SSE chunk
+    chunk_delay: float = 0.005  # streaming: seconds between chunks
 
 
 class FakeOpenAI:
@@ -143,7 +144,7 @@ class FakeOpenAI:
                     }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
-                    time.sleep(0.005)
+                    time.sleep(reply.chunk_delay)
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 
