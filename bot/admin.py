@@ -32,9 +32,10 @@ from telegram.ext import ContextTypes
 from bot import render, sources
 from bot.desk import Desk
 from bot.errors import InputError, NewsdeskError
-from bot.handlers import NO_PREVIEW, guard, services, sources_page
+from bot.handlers import NO_PREVIEW, guard, services, show_page, sources_page
 from bot.models import Article, IngestReport
 from bot.parse import apply_metadata, article_from_fields, metadata_lines, split_title
+from bot.store import ArticleRow
 
 log = logging.getLogger(__name__)
 
@@ -308,15 +309,7 @@ async def on_admin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await query.answer("Only admins can do that.")
         return
     await query.answer()
-    text, keyboard = await asyncio.to_thread(docs_page, services(context).desk, int(rest or 0))
-    if isinstance(query.message, Message):
-        with contextlib.suppress(BadRequest):  # "message is not modified"
-            await query.message.edit_text(
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard,
-                link_preview_options=NO_PREVIEW,
-            )
+    await show_page(query, services(context).desk, int(rest or 0), admin=True)
 
 
 # -- curating --------------------------------------------------------------------------------
@@ -328,14 +321,23 @@ async def on_docs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or not await admin_guard(update, context, "docs"):
         return
     page = int(context.args[0]) - 1 if context.args and context.args[0].isdigit() else 0
-    text, keyboard = await asyncio.to_thread(docs_page, services(context).desk, max(0, page))
+    desk = services(context).desk
+    text, keyboard = await asyncio.to_thread(sources_page, desk, max(0, page), True)
     await message.reply_html(
         text, reply_markup=keyboard, link_preview_options=NO_PREVIEW, do_quote=True
     )
 
 
-def docs_page(desk: Desk, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
-    return sources_page(desk, page, admin=True)
+async def named_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ArticleRow | None:
+    """The article a command names by id (or unique prefix); None after saying why not."""
+    message = update.effective_message
+    assert message is not None
+    article_id = " ".join(context.args or [])
+    try:
+        return await asyncio.to_thread(services(context).desk.ingestor.resolve, article_id)
+    except NewsdeskError as exc:
+        await message.reply_text(str(exc), do_quote=True)
+        return None
 
 
 async def on_doc(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -344,11 +346,13 @@ async def on_doc(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or not await admin_guard(update, context, "doc"):
         return
     desk = services(context).desk
+    row = await named_article(update, context)
+    if row is None:
+        return
     try:
-        row = await asyncio.to_thread(desk.ingestor.resolve, " ".join(context.args or []))
         article = await asyncio.to_thread(desk.corpus.read, Path(row.path))
-    except (NewsdeskError, OSError) as exc:
-        await message.reply_text(str(exc), do_quote=True)
+    except OSError as exc:
+        await message.reply_text(f"cannot read {row.path}: {exc.strerror}", do_quote=True)
         return
     head = article.text[:600].rsplit(" ", 1)[0] + ("…" if len(article.text) > 600 else "")
     lines = [
@@ -371,11 +375,8 @@ async def on_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None or not await admin_guard(update, context, "remove"):
         return
-    desk = services(context).desk
-    try:
-        row = await asyncio.to_thread(desk.ingestor.resolve, " ".join(context.args or []))
-    except NewsdeskError as exc:
-        await message.reply_text(str(exc), do_quote=True)
+    row = await named_article(update, context)
+    if row is None:
         return
     keyboard = InlineKeyboardMarkup(
         [

@@ -17,6 +17,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from telegram import (
     BotCommand,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -34,7 +35,7 @@ from bot.desk import Desk
 from bot.journal import Journal
 from bot.llm import stream_answer
 from bot.metrics import HealthServer, Metrics, pseudonym
-from bot.models import Answer, Passage
+from bot.models import Answer, Filters, Passage
 
 log = logging.getLogger(__name__)
 
@@ -320,18 +321,10 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
         return
     message, user, chat = update.effective_message, update.effective_user, update.effective_chat
     assert message is not None and user is not None and chat is not None
-    try:
-        question, filters = split_filters(text, as_of=message.date.date())
-    except FilterError as exc:
-        await message.reply_text(str(exc), do_quote=True)
+    request = await parse_request(update, context, text, "<code>/ask Who won?</code>")
+    if request is None:
         return
-    if not question:
-        await message.reply_html(
-            "Ask a question, for example: <code>/ask Who won?</code>", do_quote=True
-        )
-        return
-    if await limited(update, context):
-        return
+    question, filters = request
     svc = services(context)
     svc.metrics.questions.inc()
     started = time.perf_counter()
@@ -369,6 +362,28 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
     )
 
 
+async def parse_request(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, example: str
+) -> tuple[str, Filters] | None:
+    """Text and inline filters, with the message date as the as-of date; None (after telling
+    the user why) for a bad filter, an empty request or a user asking too fast."""
+    message = update.effective_message
+    assert message is not None
+    try:
+        request, filters = split_filters(text, as_of=message.date.date())
+    except FilterError as exc:
+        await message.reply_text(str(exc), do_quote=True)
+        return None
+    if not request:
+        await message.reply_html(
+            f"What would you like to know? For example: {example}", do_quote=True
+        )
+        return None
+    if await limited(update, context):
+        return None
+    return request, filters
+
+
 async def apologise(message: Message, doing: str) -> None:
     error_id = secrets.token_hex(4)
     log.exception("error %s while %s", error_id, doing)
@@ -396,18 +411,11 @@ async def on_search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     message = update.effective_message
     assert message is not None
-    try:
-        query, filters = split_filters(" ".join(context.args or []), as_of=message.date.date())
-    except FilterError as exc:
-        await message.reply_text(str(exc), do_quote=True)
+    text = " ".join(context.args or [])
+    request = await parse_request(update, context, text, "<code>/search S-400 Turkey</code>")
+    if request is None:
         return
-    if not query:
-        await message.reply_html(
-            "What should I look for? <code>/search S-400 Turkey</code>", do_quote=True
-        )
-        return
-    if await limited(update, context):
-        return
+    query, filters = request
     try:
         async with typing(context, message.chat_id):
             passages = await asyncio.to_thread(services(context).desk.search, query, filters, 5)
@@ -439,15 +447,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await send_html(query.message, render.quotes_html(stored.citations))
     elif kind == "sources":
         await query.answer()
-        text, keyboard = await asyncio.to_thread(sources_page, svc.desk, int(rest))
-        if isinstance(query.message, Message):
-            with contextlib.suppress(BadRequest):  # "message is not modified"
-                await query.message.edit_text(
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard,
-                    link_preview_options=NO_PREVIEW,
-                )
+        await show_page(query, svc.desk, int(rest), admin=False)
     else:
         await query.answer()
 
@@ -477,6 +477,19 @@ async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await message.reply_html(
         text, reply_markup=keyboard, link_preview_options=NO_PREVIEW, do_quote=True
     )
+
+
+async def show_page(query: CallbackQuery, desk: Desk, page: int, admin: bool) -> None:
+    """Replace a listing message with another of its pages (the paging buttons)."""
+    text, keyboard = await asyncio.to_thread(sources_page, desk, page, admin)
+    if isinstance(query.message, Message):
+        with contextlib.suppress(BadRequest):  # "message is not modified"
+            await query.message.edit_text(
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard,
+                link_preview_options=NO_PREVIEW,
+            )
 
 
 def sources_page(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -235,3 +236,31 @@ async def test_refused_markup_is_resent_as_plain_text_once(
     assert len(calls) == 2
     assert calls[0].get("parse_mode") == "HTML" and not calls[1].get("parse_mode")
     assert tg.sent[-1]["text"] == "unclosed tag & friends"
+
+
+async def test_search_shows_passages_with_scores(tg: FakeTelegram, app: Application) -> None:
+    user = JOURNALISTS[7]
+    q = tg.send_text(user, "/search S-400 Turkey source:nobody")
+    assert "No passages match" in (await tg.wait_for(lambda e: answer_to(q, e)))["text"]
+    q = tg.send_text(user, "/search S-400 Turkey")
+    reply = await tg.wait_for(lambda e: answer_to(q, e))
+    assert "Top passages for S-400 Turkey" in reply["text"] and "cosine" in reply["text"]
+    assert "1. EU Considers Buying Russian S-400" in reply["text"]
+    empty = tg.send_text(user, "/search")
+    assert "/search S-400 Turkey" in (await tg.wait_for(lambda e: answer_to(empty, e)))["text"]
+
+
+async def test_sources_are_listed_newest_first_with_paging(
+    tg: FakeTelegram, app: Application
+) -> None:
+    user = JOURNALISTS[8]
+    q = tg.send_text(user, "/sources")
+    first = await tg.wait_for(lambda e: answer_to(q, e))
+    assert "44 articles, page 1/5" in first["text"] and set(buttons(first)) == {"Older ▶"}
+    dates = re.findall(r", (\d{4}-\d{2}-\d{2})", first["text"])
+    assert len(dates) == 10 and dates == sorted(dates, reverse=True) and dates[0] == "2023-02-23"
+    start = len(tg.sent)
+    tg.press_button(user, first["message_id"], buttons(first)["Older ▶"])
+    second = await tg.wait_for(lambda e: e["message_id"] == first["message_id"], start=start)
+    assert "page 2/5" in second["text"] and set(buttons(second)) == {"◀ Newer", "Older ▶"}
+    assert "11. " in second["text"]
