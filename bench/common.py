@@ -53,6 +53,34 @@ def article_id(doc_id: str) -> str:
     return assign_id(Article(title="", text="", id=doc_id))
 
 
+def sample(
+    records: list[dict[str, Any]], questions: list[dict[str, Any]], n: int, work: Path
+) -> list[dict[str, Any]]:
+    """The first n articles (doc ids are hashes: file order is random) and the gold articles
+    of the `gold` questions, so that every `gold` question keeps its label; in file order."""
+    gold = {d for q in questions if q["support"] == "gold" for d in q["gold_doc_ids"]}
+    chosen = [r for i, r in enumerate(records) if i < n or r["doc_id"] in gold]
+    path = work / f"sample-{n}.jsonl"
+    if not path.exists():
+        write_jsonl(path, chosen)
+    return chosen
+
+
+def relabel(questions: list[dict[str, Any]], kept: set[str]) -> list[dict[str, Any]]:
+    """`support` as it holds for a sampled corpus: `gold` only while the gold article is in it,
+    else `silver` while some article that contains the answer string is, else `none`."""
+    out = []
+    for q in questions:
+        support = q["support"]
+        has_answer = bool(set(q.get("answer_found_in_doc_ids") or []) & kept)
+        if support == "gold" and not set(q.get("gold_doc_ids") or []) & kept:
+            support = "silver" if has_answer else "none"
+        elif support == "silver" and not has_answer:
+            support = "none"
+        out.append({**q, "support": support})
+    return out
+
+
 def parse_day(text: str) -> dt.date | None:
     return dt.datetime.strptime(text, "%Y/%m/%d").date() if text else None
 
@@ -169,8 +197,10 @@ def build_ours(
         "seconds": seconds,
         "failed": len(report.failed),
     }
-    if report.failed:
-        raise SystemExit(f"ingest failed: {report.failed[:3]}")
+    if report.failed:  # a record without text is refused by the parser, as it should be
+        print(f"not ingested: {report.failed[:5]}", flush=True)
+    if not stats["articles"]:
+        raise SystemExit("nothing was ingested")
     marker.write_text(json.dumps(stats))
     return desk, stats
 

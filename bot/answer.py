@@ -82,6 +82,17 @@ def coverage(terms: dict[str, float], text: str) -> float:
 class ExtractiveComposer:
     """Chooses and cites sentences; abstains when the evidence is weak."""
 
+    # A sentence's score: cosine to the question, share of the question's terms it names, and
+    # its passage's retrieval score relative to the best passage.
+    dense_weight = 0.6
+    terms_weight = 0.4
+    rank_weight = 0.6
+    keep_ratio = 0.5  # cite sentences scoring at least this share of the best one
+    # Answer when the best passage's cosine reaches min_relevance, or min_relevance - near
+    # when a passage (with its title) names at least `min_coverage` of the question's terms.
+    near = 0.2
+    min_coverage = 0.8
+
     def __init__(self, embedder: Embedder, max_sentences: int = 3, min_relevance: float = 0.3):
         self.embedder = embedder
         self.max_sentences = max_sentences
@@ -98,11 +109,16 @@ class ExtractiveComposer:
         top = max(p.score for p in passages) or 1.0
         for sentence, sv in zip(sentences, vectors, strict=True):
             sentence.score = (
-                0.6 * float(sv @ vector)
-                + 0.4 * coverage(terms, sentence.text)
-                + 0.1 * sentence.passage.score / top
+                self.dense_weight * float(sv @ vector)
+                + self.terms_weight * coverage(terms, sentence.text)
+                + self.rank_weight * sentence.passage.score / top
             )
-        chosen = self.select(sentences, vectors)
+        rank = {p.chunk.id: i for i, p in enumerate(passages)}
+        # Cited in retrieval order, then in article order: the best source comes first and
+        # sentences of one article read as in the article.
+        chosen = sorted(
+            self.select(sentences, vectors), key=lambda s: (rank[s.passage.chunk.id], s.start)
+        )
         citations = [
             Citation(
                 n=i,
@@ -130,7 +146,9 @@ class ExtractiveComposer:
         if numbers and not any(n in text for n in numbers for text in texts):
             return best >= self.min_relevance + 0.15
         covered = max(coverage(terms, text) for text in texts)
-        return best >= self.min_relevance or (best >= self.min_relevance - 0.1 and covered >= 0.6)
+        return best >= self.min_relevance or (
+            best >= self.min_relevance - self.near and covered >= self.min_coverage
+        )
 
     def select(self, sentences: list[Sentence], vectors: np.ndarray) -> list[Sentence]:
         """Best sentences first; no repeats (overlapping chunks) and no near-duplicates."""
@@ -140,7 +158,7 @@ class ExtractiveComposer:
         spans: set[tuple[str, int]] = set()
         for i in order:
             s = sentences[i]
-            if len(chosen) == self.max_sentences or s.score < 0.75 * best:
+            if len(chosen) == self.max_sentences or s.score < self.keep_ratio * best:
                 break
             if (s.passage.article_id, s.start) in spans:
                 continue

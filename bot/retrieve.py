@@ -19,10 +19,10 @@ RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each li
 class RetrievalParams:
     top_k: int = 6
     per_article: int = 2
-    candidates: int = 40
-    keyword_weight: float = 1.0
-    recency_weight: float = 0.5  # boost for articles published just before the as-of date
-    recency_days: float = 14.0
+    candidates: int = 80
+    keyword_weight: float = 0.7
+    recency_weight: float = 1.0  # boost for articles published just before the as-of date
+    recency_days: float = 30.0
     future_factor: float = 0.75  # score multiplier for articles published after the as-of date
 
 
