@@ -87,7 +87,7 @@ class ExtractiveComposer:
     dense_weight = 0.6
     terms_weight = 0.4
     rank_weight = 0.6
-    keep_ratio = 0.5  # cite sentences scoring at least this share of the best one
+    keep_ratio = 0.4  # cite sentences scoring at least this share of the best one
     # Answer when the best passage's cosine reaches min_relevance, or min_relevance - near
     # when a passage (with its title) names at least `min_coverage` of the question's terms.
     near = 0.2
