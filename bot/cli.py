@@ -92,8 +92,10 @@ def ingest(
 ) -> None:
     """Add articles: .md .txt .html .pdf .docx .jsonl files, folders of them, or URLs."""
     desk = _desk()
-    desk.ingestor.repair()
-    report = desk.ingestor.ingest(paths, bar=sys.stderr.isatty())
+    bar = sys.stderr.isatty()
+    # Finishing an interrupted ingest (or a first run over corpus/) is part of this run.
+    report = desk.ingestor.repair(bar=bar)
+    report.merge(desk.ingestor.ingest(paths, bar=bar))
     _print_report(report)
     if report.failed:
         raise typer.Exit(1)

@@ -129,7 +129,7 @@ class Ingestor:
             raise NotFound(f"{reason} with id {article_id!r}: see `newsdesk docs`")
         return matches[0]
 
-    def repair(self) -> IngestReport:
+    def repair(self, bar: bool = False) -> IngestReport:
         """Make index and corpus agree after a crash: finish or roll back half-done work."""
         known = {row.path: row for row in self.store.articles()}
         todo: list[Path] = []
@@ -147,7 +147,7 @@ class Ingestor:
         }
         if orphans:
             self.store.collection.delete(ids=sorted(orphans))
-        return self.ingest(todo) if todo else IngestReport()
+        return self.ingest(todo, bar=bar) if todo else IngestReport()
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -100,9 +100,12 @@ class IngestReport:
     chunks: dict[str, int] = field(default_factory=dict)  # article id -> chunks stored
 
     def merge(self, other: IngestReport) -> None:
+        """Add a later part of the same run: what it found unchanged because this part had just
+        added or updated it is not counted twice."""
+        done = {a.id for a in self.added + self.updated}
         self.added += other.added
         self.updated += other.updated
-        self.unchanged += other.unchanged
+        self.unchanged += [a for a in other.unchanged if a.id not in done]
         self.failed += other.failed
         self.chunks.update(other.chunks)
 

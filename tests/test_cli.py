@@ -125,3 +125,16 @@ def test_user_errors_are_one_line(on_tmp: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and "1 added" in out
     code, _, err = run(["eval", str(on_tmp / "missing.jsonl"), "--out", str(on_tmp / "o")], capsys)
     assert code == 1 and "cannot read" in err
+
+
+def test_first_ingest_of_the_corpus_reports_what_it_added(
+    on_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = on_tmp / "corpus" / "undated"
+    corpus.mkdir(parents=True)
+    for name in ("a", "b"):
+        (corpus / f"{name}.md").write_text(f"---\ntitle: {name}\n---\n\nText {name}.\n")
+    code, out, _ = run(["ingest", str(on_tmp / "corpus")], capsys)
+    assert code == 0 and "2 added, 0 unchanged, 0 updated, 0 failed" in out
+    code, out, _ = run(["ingest", str(on_tmp / "corpus")], capsys)
+    assert code == 0 and "0 added, 2 unchanged, 0 updated, 0 failed" in out
