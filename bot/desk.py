@@ -36,7 +36,9 @@ class Desk:
     @cached_property
     def embedder(self) -> Embedder:
         s = self.settings
-        return Embedder(s.embedding_model, s.embedding_device, s.embedding_batch_size)
+        return Embedder(
+            s.embedding_model, s.embedding_device, s.embedding_batch_size, s.embedding_dtype
+        )
 
     @cached_property
     def store(self) -> Store:

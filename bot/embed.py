@@ -28,7 +28,7 @@ class Embedder:
     """
 
     def __init__(
-        self, model: str = "", device: str = "cpu", batch_size: int = 64, dtype: str = ""
+        self, model: str = "", device: str = "cpu", batch_size: int = 64, dtype: str = "auto"
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -49,7 +49,7 @@ class Embedder:
                 f"cannot load embedding model {path!r}: give a local path or a model that is "
                 f"already in the Hugging Face cache ({exc.__class__.__name__})"
             ) from exc
-        self.dtype = _set_dtype(self.model, dtype or _configured_dtype(), device)
+        self.dtype = _set_dtype(self.model, dtype, device)
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length or 256)
         self.dimension = int(self.model.get_embedding_dimension() or 0)
@@ -80,12 +80,6 @@ class Embedder:
 
     def as_langchain(self) -> Embeddings:
         return _LangChainEmbeddings(self)
-
-
-def _configured_dtype() -> str:
-    from bot.config import Settings
-
-    return Settings().embedding_dtype
 
 
 def _native_bf16() -> bool:
