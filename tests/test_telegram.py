@@ -264,3 +264,13 @@ async def test_sources_are_listed_newest_first_with_paging(
     second = await tg.wait_for(lambda e: e["message_id"] == first["message_id"], start=start)
     assert "page 2/5" in second["text"] and set(buttons(second)) == {"◀ Newer", "Older ▶"}
     assert "11. " in second["text"]
+
+
+async def test_5xx_is_retried_with_backoff(tg: FakeTelegram, app: Application) -> None:
+    user = JOURNALISTS[9]
+    tg.fail_next("sendMessage", status=502, times=2)
+    q = tg.send_text(user, S400)
+    reply = await tg.wait_for(lambda e: answer_to(q, e))
+    assert "Sources" in reply["text"]
+    await asyncio.sleep(0.5)
+    assert len([e for e in tg.sent if answer_to(q, e)]) == 1
