@@ -113,12 +113,7 @@ class ExtractiveComposer:
                 + self.terms_weight * coverage(terms, sentence.text)
                 + self.rank_weight * sentence.passage.score / top
             )
-        rank = {p.chunk.id: i for i, p in enumerate(passages)}
-        # Cited in retrieval order, then in article order: the best source comes first and
-        # sentences of one article read as in the article.
-        chosen = sorted(
-            self.select(sentences, vectors), key=lambda s: (rank[s.passage.chunk.id], s.start)
-        )
+        chosen = self.arrange(self.select(sentences, vectors), passages)
         citations = [
             Citation(
                 n=i,
@@ -149,6 +144,26 @@ class ExtractiveComposer:
         return best >= self.min_relevance or (
             best >= self.min_relevance - self.near and covered >= self.min_coverage
         )
+
+    @staticmethod
+    def arrange(chosen: list[Sentence], passages: list[Passage]) -> list[Sentence]:
+        """The order a reader wants: the best source's best sentence leads (the direct answer),
+        then the rest of that article as it reads, then the other articles by retrieval rank."""
+        if not chosen:
+            return chosen
+        rank: dict[str, int] = {}
+        for i, p in enumerate(passages):
+            rank.setdefault(p.article_id, i)
+        first_article = min(rank[s.passage.article_id] for s in chosen)
+        lead = max(
+            (s for s in chosen if rank[s.passage.article_id] == first_article),
+            key=lambda s: s.score,
+        )
+        rest = sorted(
+            (s for s in chosen if s is not lead),
+            key=lambda s: (rank[s.passage.article_id], s.start),
+        )
+        return [lead, *rest]
 
     def select(self, sentences: list[Sentence], vectors: np.ndarray) -> list[Sentence]:
         """Best sentences first; no repeats (overlapping chunks) and no near-duplicates."""
