@@ -72,8 +72,8 @@ class Chunker:
     ) -> list[Unit]:
         """Spans of at most `size` tokens, cut at the coarsest separator that gets there.
 
-        Each span is tokenized once (the splitter's token counting was most of the ingest time
-        that was not the model); counts add up because every cut follows a separator.
+        Each span is tokenized once (LangChain's splitter tokenized pieces again while merging);
+        counts add up because every cut follows a separator, and chunk() checks the sum.
         """
         if tokens < 0:
             tokens = self.count_tokens(text[start:end])
