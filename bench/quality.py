@@ -13,6 +13,7 @@ quality.png; per-question rows go to bench/results/quality-*.jsonl (git-ignored)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import statistics
 import time
 from dataclasses import asdict
@@ -424,7 +425,11 @@ def main() -> None:
     settings = desk.settings
     desk.store.close()
     if not args.skip_baseline:
-        folder = args.work / f"baseline-{key}"
+        # Keyed by model, dtype and corpus only: our chunker's code does not change it.
+        base_key = hashlib.sha256(
+            f"{embedder.name}\x1f{embedder.dtype}\x1f{corpus.stat().st_size}".encode()
+        ).hexdigest()[:10]
+        folder = args.work / f"baseline-{base_key}"
         store, base_ingest = build_baseline(records, folder, embedder)
         print(f"baseline: {base_ingest}", flush=True)
         rows["baseline"] = ask_baseline(store, questions, doc_ids)
