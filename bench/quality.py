@@ -415,7 +415,9 @@ def main() -> None:
         questions = questions[: args.limit]
 
     settings = Settings()
-    embedder = Embedder(settings.embedding_model, settings.embedding_device)
+    embedder = Embedder(
+        settings.embedding_model, settings.embedding_device, dtype=settings.embedding_dtype
+    )
     key = index_key(settings_for(args.work), embedder, corpus)
     print(f"ours: ingesting into {args.work / f'ours-{key}'} (reused when complete)", flush=True)
     desk, ours_ingest = build_ours(corpus, args.work / f"ours-{key}", embedder)
@@ -445,7 +447,10 @@ def main() -> None:
     xq: list[dict[str, Any]] = []
     if not args.skip_xquad:
         models = [(embedder.name, embedder)]
-        models += [(Path(m).name, Embedder(m, settings.embedding_device)) for m in args.xquad_model]
+        models += [
+            (Path(m).name, Embedder(m, settings.embedding_device, dtype=settings.embedding_dtype))
+            for m in args.xquad_model
+        ]
         xq = xquad(args.dev_eval, args.work, models, args.xquad_limit)
 
     text = render(

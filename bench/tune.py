@@ -63,7 +63,9 @@ def main() -> None:
         corpus = args.work / f"sample-{args.sample}.jsonl"
         questions = relabel(questions, {r["doc_id"] for r in records})
     settings = Settings()
-    embedder = Embedder(settings.embedding_model, settings.embedding_device)
+    embedder = Embedder(
+        settings.embedding_model, settings.embedding_device, dtype=settings.embedding_dtype
+    )
     key = index_key(settings_for(args.work), embedder, corpus)
     desk, stats = build_ours(corpus, args.work / f"ours-{key}", embedder)
     print(stats, flush=True)
