@@ -248,7 +248,9 @@ class _Run:
         offset = 0
         for item in self.pending:
             n = len(item.chunks)
-            self.ing.store.put_chunks(item.article, item.chunks, vectors[offset : offset + n])
+            self.ing.store.put_chunks(
+                item.article, item.chunks, vectors[offset : offset + n], new=item.status == "added"
+            )
             offset += n
             getattr(self.report, item.status).append(item.article)
             self.report.chunks[item.article.id] = n

@@ -198,9 +198,16 @@ class Store:
                 ),
             )
 
-    def put_chunks(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        """Replace the article's chunks everywhere, then mark it ready."""
-        self._delete_chunks(article.id)
+    def put_chunks(
+        self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, new: bool = False
+    ) -> None:
+        """Replace the article's chunks everywhere, then mark it ready.
+
+        `new`: the article had no manifest row before this ingest, so nothing of it can be
+        stored yet and the (costly, filtered) delete in Chroma is skipped.
+        """
+        if not new:
+            self._delete_chunks(article.id)
         if chunks:
             self.collection.upsert(
                 ids=[c.id for c in chunks],
