@@ -37,12 +37,22 @@ def answer_text(answer: Answer) -> str:
             ]
         return "\n".join(lines).rstrip() + "\n"
     lines.append("Sources:")
-    for c in answer.citations:
-        lines.append(f"[{c.n}] {source_line(c.title, c.source, c.published)}")
-        if c.url:
-            lines.append(f"    {c.url}")
-        lines.append(f"    “{c.quote}”")
+    for cites in by_article(answer.citations):
+        first = cites[0]
+        numbers = ", ".join(str(c.n) for c in cites)
+        lines.append(f"[{numbers}] {source_line(first.title, first.source, first.published)}")
+        if first.url:
+            lines.append(f"    {first.url}")
+        lines += [f"    [{c.n}] “{c.quote}”" for c in cites]
     return "\n".join(lines) + "\n"
+
+
+def by_article(citations: list[Citation]) -> list[list[Citation]]:
+    """Citations grouped by article, in order of first citation."""
+    grouped: dict[str, list[Citation]] = {}
+    for c in citations:
+        grouped.setdefault(c.article_id, []).append(c)
+    return list(grouped.values())
 
 
 def citation_dict(c: Citation) -> dict[str, Any]:
@@ -169,11 +179,8 @@ def answer_html(answer: Answer) -> list[str]:
             lines = [f"• {link(p.title, p.url)}{meta_html(p.source, p.published)}" for p in near]
             blocks.append("<b>Nearest sources</b>\n" + "\n".join(lines))
         return pack(blocks)
-    grouped: dict[str, list[Citation]] = {}
-    for c in answer.citations:
-        grouped.setdefault(c.article_id, []).append(c)
     lines = []
-    for cites in grouped.values():
+    for cites in by_article(answer.citations):
         first = cites[0]
         numbers = ", ".join(str(c.n) for c in cites)
         lines.append(
