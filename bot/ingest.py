@@ -142,9 +142,7 @@ class Ingestor:
                 todo.append(path)
         todo += [p for p in self.corpus.paths() if str(p) not in known]
         # Vectors whose chunk row was never committed (a crash between the two stores).
-        orphans = self.store.vector_ids() - {
-            cid for row in self.store.articles() for cid in self.store.chunk_ids(row.id)
-        }
+        orphans = self.store.vector_ids() - self.store.all_chunk_ids()
         if orphans:
             self.store.collection.delete(ids=sorted(orphans))
         return self.ingest(todo, bar=bar) if todo else IngestReport()

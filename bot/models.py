@@ -108,7 +108,3 @@ class IngestReport:
         self.unchanged += [a for a in other.unchanged if a.id not in done]
         self.failed += other.failed
         self.chunks.update(other.chunks)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed

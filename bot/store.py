@@ -298,6 +298,10 @@ class Store:
             ).fetchall()
         return [r[0] for r in rows]
 
+    def all_chunk_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self.db.execute("SELECT id FROM chunks")}
+
     def vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not chunk_ids:
             return {}
