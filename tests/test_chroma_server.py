@@ -20,10 +20,10 @@ from conftest import CORPUS, settings_for
 from test_answers import check_citations
 
 from bot import cli
+from bot.chroma import ChromaServer, parse_chroma_url
 from bot.desk import Desk
 from bot.embed import Embedder
 from bot.errors import IndexUnavailable, NewsdeskError
-from bot.store import ChromaServer, parse_chroma_url
 
 SEED = "undated/eu-considers-buying-russian-s-400-systems-from-turkey-to-sen-e18afebe.md"
 HAJJ = "2006/hundreds-dead-in-hajj-stampede-0bc9dd69.md"

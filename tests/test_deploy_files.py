@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from bot.store import parse_chroma_url
+from bot.chroma import parse_chroma_url
 
 
 def instructions() -> list[tuple[str, str]]:
