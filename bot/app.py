@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,27 +30,40 @@ from bot.metrics import HealthServer, Metrics
 log = logging.getLogger(__name__)
 
 
+SECRETS: set[str] = set()  # tokens redacted from every log record
+
+
 def protect_logs(token: str) -> None:
     """Keep the bot token (part of every Bot API URL) out of all log records, whoever logs them
-    and wherever they go: the record factory redacts it before any handler sees it."""
+    and wherever they go: the record factory redacts it before any handler sees it. The factory
+    is installed once; building another application only adds its token."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every URL at INFO
-    if not token:
+    if not token or token in SECRETS:
         return
-    make_record = logging.getLogRecordFactory()
+    if not SECRETS:
+        logging.setLogRecordFactory(_redacting(logging.getLogRecordFactory()))
+    SECRETS.add(token)
 
+
+def redact(text: str) -> str:
+    for token in SECRETS:
+        text = text.replace(token, "<token>")
+    return text
+
+
+def _redacting(make_record: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
     def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
         message = record.getMessage()
-        if token in message:
-            record.msg, record.args = message.replace(token, "<token>"), ()
-        if record.exc_info and record.exc_info[1] and token in str(record.exc_info[1]):
-            record.exc_text = (
-                logging.Formatter().formatException(record.exc_info).replace(token, "<token>")
-            )
+        if any(token in message for token in SECRETS):
+            record.msg, record.args = redact(message), ()
+        error = record.exc_info[1] if record.exc_info else None
+        if record.exc_info and any(token in str(error) for token in SECRETS):
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return record
 
-    logging.setLogRecordFactory(redacting)
+    return redacting
 
 
 def build_application(settings: Settings, desk: Desk) -> Application:
