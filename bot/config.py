@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[list[int], NoDecode]
+NetworkList = Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -26,7 +28,11 @@ class Settings(BaseSettings):
 
     # Ingestion
     max_file_mb: float = 20.0
-    fetch_timeout: float = 20.0
+    fetch_timeout: float = 20.0  # seconds for a whole download, redirects included
+    # Networks (CIDR) that URLs may reach besides the public internet, e.g. "10.1.0.0/16" for
+    # an intranet archive. Loopback, private, link-local and other non-global addresses are
+    # refused unless listed here.
+    fetch_allowed_networks: NetworkList = Field(default_factory=list)
 
     # Embedding
     embedding_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
@@ -71,6 +77,16 @@ class Settings(BaseSettings):
             return [int(v) for v in value.replace(",", " ").split()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("fetch_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """Accept "10.0.0.0/8, fd00::/8" (host bits may be set: 10.1.2.3/16 is 10.1.0.0/16)."""
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if isinstance(value, list | tuple):
+            return [ipaddress.ip_network(str(v), strict=False) for v in value]
         return value
 
     @property

@@ -20,8 +20,9 @@ from bot.chunk import Chunker, embed_text
 from bot.corpus import Corpus, assign_id, content_hash
 from bot.embed import Embedder
 from bot.errors import InputError, NotFound
+from bot.fetch import Fetcher
 from bot.models import Article, Chunk, IngestReport
-from bot.parse import apply_metadata, parse
+from bot.parse import Item, apply_metadata, iter_parse
 from bot.store import ArticleRow, Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Ingestor:
         chunker: Chunker,
         max_bytes: int,
         fetch_timeout: float = 20.0,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self.corpus = corpus
         self.store = store
@@ -54,6 +56,8 @@ class Ingestor:
         self.chunker = chunker
         self.max_bytes = max_bytes
         self.fetch_timeout = fetch_timeout
+        # Without one given: public addresses only, nothing on the local network.
+        self.fetcher = fetcher or Fetcher(timeout=fetch_timeout, max_bytes=max_bytes)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -81,24 +85,68 @@ class Ingestor:
         bar: bool = False,
         metadata: dict[str, str] | None = None,
     ) -> IngestReport:
-        """Parse and ingest sources; `metadata` (an admin's caption) overrides what was parsed."""
+        """Parse and ingest sources; `metadata` (an admin's caption) overrides what was parsed.
+
+        Each failure (a whole document, or one JSONL line with its number) is reported and the
+        rest goes on. A JSONL is streamed: its articles are indexed as they are read.
+        """
         report = IngestReport()
         run = _Run(self, report, progress, bar)
         for name, source in items:
             if isinstance(source, InputError):
                 report.failed.append((name, str(source)))
                 continue
+            lines = source.kind == "jsonl"
+            if lines:
+                run.expect(source.count_lines())
+            first_seen: dict[str, int] = {}  # article id -> the JSONL line that had it
             try:
-                parsed = parse(source)
+                for item in iter_parse(source):
+                    article = self._checked(item, metadata, first_seen, report)
+                    if article is not None:
+                        run.expect(0 if lines else 1)
+                        run.add(article, origin=source.path)
+                    elif lines:
+                        run.expect(-1)  # a failed line is no article to wait for
             except InputError as exc:
                 report.failed.append((name, str(exc)))
-                continue
-            report.failed += parsed.failures
-            run.expect(len(parsed.articles))
-            for article in parsed.articles:
-                run.add(apply_metadata(article, metadata or {}), origin=source.path)
+            except OSError as exc:  # a streamed file that vanished or became unreadable
+                report.failed.append((name, f"cannot read file: {exc.strerror or exc}"))
         run.finish()
         return report
+
+    def _checked(
+        self,
+        item: Item,
+        metadata: dict[str, str] | None,
+        first_seen: dict[str, int],
+        report: IngestReport,
+    ) -> Article | None:
+        """The item's article with the caption applied, or None after reporting why not."""
+        name = item.where
+        if item.article is None:
+            report.failed.append((name, item.error))
+            return None
+        try:
+            article = apply_metadata(item.article, metadata or {}, item.notes)
+        except InputError as exc:
+            report.failed.append((name, str(exc)))
+            return None
+        report.notes += [(name, note) for note in item.notes]
+        if item.line:  # a JSONL line: one version of an article per file
+            key = assign_id(article)
+            if key in first_seen:
+                basis = "id" if article.id else "url" if article.url else "title and text"
+                report.failed.append(
+                    (
+                        name,
+                        f"duplicate of line {first_seen[key]} (same {basis}): "
+                        "this line was not ingested",
+                    )
+                )
+                return None
+            first_seen[key] = item.line
+        return article
 
     def reindex(self, bar: bool = False) -> IngestReport:
         """Rebuild the whole index from corpus/."""
@@ -156,7 +204,7 @@ class Ingestor:
             text = str(item)
             if text.startswith(("http://", "https://")):
                 try:
-                    yield text, sources.from_url(text, self.max_bytes, self.fetch_timeout)
+                    yield text, sources.from_url(text, self.fetcher)
                 except InputError as exc:
                     yield text, exc
                 continue
