@@ -97,12 +97,12 @@ class Ingestor:
                 report.failed.append((name, str(source)))
                 continue
             lines = source.kind == "jsonl"
-            if lines:
-                run.expect(source.count_lines())
             first_seen: dict[str, int] = {}  # article id -> the JSONL line that had it
             try:
+                if lines:
+                    run.expect(source.count_lines())
                 for item in iter_parse(source):
-                    article = self._checked(item, metadata, first_seen, report)
+                    article = self._checked(name, item, metadata, first_seen, report)
                     if article is not None:
                         run.expect(0 if lines else 1)
                         run.add(article, origin=source.path)
@@ -110,20 +110,19 @@ class Ingestor:
                         run.expect(-1)  # a failed line is no article to wait for
             except InputError as exc:
                 report.failed.append((name, str(exc)))
-            except OSError as exc:  # a streamed file that vanished or became unreadable
-                report.failed.append((name, f"cannot read file: {exc.strerror or exc}"))
         run.finish()
         return report
 
     def _checked(
         self,
+        name: str,
         item: Item,
         metadata: dict[str, str] | None,
         first_seen: dict[str, int],
         report: IngestReport,
     ) -> Article | None:
         """The item's article with the caption applied, or None after reporting why not."""
-        name = item.where
+        name = item.where if item.line else name  # "archive.jsonl:12", or the document
         if item.article is None:
             report.failed.append((name, item.error))
             return None

@@ -206,9 +206,10 @@ def article_from_fields(
         target = ALIASES.get(str(key).lower())
         if target and target not in meta and value is not None and not _blank(value):
             meta[target] = value
-    if text is None:
-        text = scalar_text("text", meta.get("text", ""))
-    body = clean_text(text)
+    record = text is None  # the body is one of the fields (a JSONL record)
+    body = clean_text(scalar_text("text", meta.get("text", "")) if text is None else text)
+    if record and not body:
+        raise EmptyDocument('no text: the article body goes in "text"')
     title = capped("title", scalar_text("title", meta.get("title", "")), notes)
     published = published_date(meta.get("published"))
     if not body:

@@ -73,32 +73,36 @@ class Source:
         """(number, line, size) for each line; `line` is None when over `max_line_bytes`
         (skipped without being held in memory)."""
         limit = self.max_line_bytes if self.streamed else 0
-        with self.open() as handle:
-            number = 0
-            while True:
-                line = handle.readline(limit + 1) if limit else handle.readline()
-                if not line:
-                    return
-                number += 1
-                if limit and len(line) > limit and not line.endswith(b"\n"):
-                    size = len(line)
-                    while line and not line.endswith(b"\n"):  # skip the rest of the line
-                        line = handle.readline(2**20)
-                        size += len(line)
-                    yield number, None, size
-                else:
-                    yield number, line, len(line)
+        try:
+            with self.open() as handle:
+                number = 0
+                while line := handle.readline(limit + 1) if limit else handle.readline():
+                    number += 1
+                    if limit and len(line) > limit and not line.endswith(b"\n"):
+                        size = len(line)
+                        while line and not line.endswith(b"\n"):  # skip the rest, unkept
+                            line = handle.readline(2**20)
+                            size += len(line)
+                        yield number, None, size
+                    else:
+                        yield number, line, len(line)
+        except OSError as exc:  # the file vanished or became unreadable while being read
+            raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
 
     def count_lines(self) -> int:
         """Non-blank lines (articles to expect in a JSONL), read in blocks."""
-        if not self.streamed:
-            return sum(1 for line in self.data.split(b"\n") if line.strip())
-        count, last = 0, b"\n"
-        with self.open() as handle:
-            while block := handle.read(2**20):
-                count += block.count(b"\n")
-                last = block[-1:]
-        return count + (last != b"\n")
+        count, filled = 0, False  # filled: the line being read has a non-blank byte
+        try:
+            with self.open() as handle:
+                while block := handle.read(2**18):
+                    *ended, rest = block.split(b"\n")
+                    for piece in ended:
+                        count += filled or bool(piece.strip())
+                        filled = False
+                    filled = filled or bool(rest.strip())
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+        return count + filled
 
 
 def kind_of(name: str, media_type: str = "") -> str:
@@ -146,15 +150,15 @@ def check_docx_zip(data: bytes) -> None:
         )
     total = sum(i.file_size for i in infos)
     xml = sum(i.file_size for i in infos if i.filename.lower().endswith((".xml", ".rels")))
+    if xml > MAX_DOCX_XML:
+        raise InputError(
+            f"DOCX holds {mb(xml)} MB of XML (at most {mb(MAX_DOCX_XML)} MB): "
+            "refused as a possible zip bomb"
+        )
     if total > MAX_DOCX_UNZIPPED:
         raise InputError(
             f"DOCX expands to {mb(total)} MB (at most {mb(MAX_DOCX_UNZIPPED)} MB): "
             "refused as a possible zip bomb"
-        )
-    if xml > MAX_DOCX_XML:
-        raise InputError(
-            f"DOCX holds {mb(xml)} MB of XML (at most {mb(MAX_DOCX_XML)} MB): "
-            "refused as a possible XML bomb"
         )
 
 

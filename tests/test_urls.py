@@ -260,7 +260,7 @@ def site() -> Iterator[str]:
 
 
 def web_desk(make_desk: MakeDesk) -> Desk:
-    return make_desk(fetch_timeout=1.0, max_file_mb=0.5)
+    return make_desk(fetch_timeout=1.0, max_file_mb=0.5, fetch_allowed_networks=["127.0.0.1/32"])
 
 
 def test_news_page_is_ingested_with_metadata_and_cited(make_desk: MakeDesk, site: str) -> None:
@@ -373,6 +373,7 @@ def test_cli_ingest_reports_good_and_bad_urls(
     monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(tmp_path / "corpus"))
     monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("NEWSDESK_FETCH_TIMEOUT", "1")
+    monkeypatch.setenv("NEWSDESK_FETCH_ALLOWED_NETWORKS", "127.0.0.1/32")
     # The CLI's own Desk, from the environment; only the loaded model is shared.
     monkeypatch.setattr(cli, "_desk", lambda: Desk(Settings(_env_file=None), embedder=embedder))  # type: ignore[call-arg]
     with pytest.raises(SystemExit) as exit_info:
