@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
+from bot.docx_reader import read_docx
 from bot.errors import EmptyDocument, InputError
 from bot.metadata import (
     ALIASES,
@@ -258,14 +259,9 @@ def pdf_article(source: Source, notes: list[str]) -> Article:
 
 
 def docx_article(source: Source, notes: list[str]) -> Article:
-    import docx
-
     try:
-        document = docx.Document(BytesIO(source.data))
-        props = document.core_properties
-        paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
-        title, author = props.title or "", props.author or ""
-    except Exception as exc:  # zipfile, lxml and python-docx each raise their own errors
+        title, author, paragraphs = read_docx(source.data)
+    except Exception as exc:  # zipfile and lxml raise their own errors on damaged files
         log.debug("DOCX parsing failed", exc_info=True)
         raise InputError(f"corrupt or unreadable DOCX ({exc.__class__.__name__})") from exc
     # The core "created" property is when the file was made, not a publication date: unused.
