@@ -216,7 +216,8 @@ def article_from_fields(
         raise EmptyDocument("no article text")
     if not title:
         first, body = split_title(body)
-        title = capped("title", first, notes)
+        # A first line of only "#" marks: the marks are the title rather than none at all.
+        title = capped("title", first or body.partition("\n")[0], notes)
     return Article(
         title=title,
         text=body,
