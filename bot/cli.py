@@ -80,6 +80,8 @@ def _print_report(report: IngestReport) -> None:
             typer.echo(f"{label:9} {a.id}  {a.title[:70]}  ({report.chunks.get(a.id, 0)} chunks)")
     for name, reason in report.failed:
         typer.echo(f"failed    {name}: {reason}", err=True)
+    for name, note in report.notes:
+        typer.echo(f"note      {name}: {note}", err=True)
     typer.echo(
         f"{len(report.added)} added, {len(report.unchanged)} unchanged, "
         f"{len(report.updated)} updated, {len(report.failed)} failed"

@@ -432,6 +432,18 @@ def test_an_overlong_title_is_cut_and_said_so(tmp_path: Path, make_desk: MakeDes
     assert (str(page), "source cut to 200 characters (was 1,000)") in report.notes
 
 
+def test_the_cli_says_what_was_cut(
+    tmp_path: Path,
+    embedder: Embedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    page = tmp_path / "long.md"
+    page.write_text(f"---\ntitle: {'Budget ' * 100}\n---\nThe council met.\n", encoding="utf-8")
+    code, output = _cli(["ingest", str(page)], tmp_path, embedder, monkeypatch, capsys)
+    assert code == 0 and f"note      {page}: title cut to 300 characters (was 699)" in output
+
+
 def xml_bomb_docx(xml_mb: int = 32) -> bytes:
     """A ~100 KB DOCX whose document.xml is `xml_mb` MB of nested, repetitive markup."""
     run = b"<w:p><w:r><w:t>lol</w:t></w:r></w:p>"
