@@ -496,12 +496,13 @@ HIDDEN = [
     "<template><p>The template secret is {s} in a template element.</p></template>",
     '<p style="DISPLAY : none">The styled secret is {s} and never shown to readers.</p>',
     '<p style="visibility:hidden">The invisible secret is {s} in this paragraph.</p>',
+    '<p aria-hidden="true">The screen-reader-hidden secret is {s} in this paragraph.</p>',
     "<p>Visible words of a paragraph that goes on. <span hidden>Inline {s}.</span> The end.</p>",
 ]
 
 
 @pytest.mark.parametrize(
-    "hidden", HIDDEN, ids=["p", "div", "template", "style", "visibility", "span"]
+    "hidden", HIDDEN, ids=["p", "div", "template", "style", "visibility", "aria", "span"]
 )
 def test_hidden_page_text_is_not_indexed(hidden: str, make_desk: MakeDesk, tmp_path: Path) -> None:
     page = ARTICLE_HTML.replace(
