@@ -157,7 +157,7 @@ def html_article(source: Source, notes: list[str]) -> Article:
             if tree is not None
             else None
         )
-    except (ValueError, TypeError, LookupError, RecursionError) as exc:
+    except Exception as exc:  # trafilatura, htmldate and lxml fail in their own ways on junk
         log.debug("HTML extraction failed", exc_info=True)
         raise InputError(f"unreadable HTML page ({exc.__class__.__name__})") from exc
     # A trafilatura Document (a dict in older releases), or None when nothing was found.
