@@ -13,13 +13,16 @@ import threading
 import time
 import tracemalloc
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from botkit import running_bot
 from conftest import MakeDesk
 from docs import ARTICLE_HTML
+from fake_telegram import FakeTelegram
 
 from bot import cli, sources
 from bot.config import Settings
@@ -151,6 +154,38 @@ def test_cli_refuses_a_loopback_url_and_stores_nothing(
     ) in output
     assert "0 added" in output and SECRET not in _stored(tmp_path)
     assert internal.connections == 0
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_telegram_add_and_bare_link_to_internal_addresses_are_refused(
+    tg: FakeTelegram, internal: Site, make_desk: MakeDesk
+) -> None:
+    admin = 7
+    desk = make_desk(fetch_timeout=2.0)
+
+    def refused(msg: dict[str, object], what: str) -> Callable[[dict[str, object]], bool]:
+        return lambda e: (
+            e["chat_id"] == admin
+            and e["reply_to_message_id"] == msg["message_id"]
+            and f"refused to fetch {what}" in str(e["text"])
+        )
+
+    async with running_bot(tg, desk, admins=[admin]):
+        url = internal.url + "/secret"
+        add = tg.send_text(admin, f"/add {url}")
+        reply = await tg.wait_for(refused(add, url))
+        assert "127.0.0.1 is a loopback address" in str(reply["text"])
+        link = f"http://localhost:{internal.port}/secret"
+        bare = tg.send_text(admin, link)
+        reply = await tg.wait_for(refused(bare, link))
+        assert "localhost resolves to" in str(reply["text"])
+    assert internal.connections == 0 and desk.store.articles() == []
 
 
 def test_cli_fetches_it_when_the_operator_allows_the_network(
