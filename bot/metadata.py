@@ -53,6 +53,8 @@ MAX_AUTHORS = 50
 # Identity fields are refused when longer: a cut URL or id would name something else.
 MAX_IDENTITY_CHARS = {"url": 2048, "id": 256}
 MAX_YAML_DEPTH = 20
+# Real front matter is a few hundred bytes; pure-Python PyYAML reads ~0.2 MB a second here.
+MAX_FRONT_MATTER = 64 * 1024
 NO_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
@@ -90,6 +92,10 @@ class FrontMatterLoader(yaml.SafeLoader):
 
 def load_front_matter(text: str) -> dict[Any, Any]:
     """The YAML mapping of a front matter block; InputError for anything else."""
+    if len(text) > MAX_FRONT_MATTER:
+        raise InputError(
+            f"front matter is {len(text) // 1024:,} KB long: at most {MAX_FRONT_MATTER // 1024} KB"
+        )
     try:
         loaded = yaml.load(text, Loader=FrontMatterLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:

@@ -47,6 +47,7 @@ def md(front: str) -> bytes:
         ("- a list\n- not a mapping", "front matter is not a YAML mapping"),
         ("title: [unclosed", "front matter is not valid YAML"),
         ("a: &x 1\nb: *x", "front matter uses a YAML anchor or alias"),
+        ("title: " + "x" * 100_000, "front matter is 97 KB long: at most 64 KB"),
     ],
 )
 def test_bad_front_matter_is_one_clear_input_error(front: str, reason: str) -> None:
