@@ -22,6 +22,7 @@ from fake_openai import FakeOpenAI, Reply
 
 import bot.cli
 from bot.answer import ExtractiveComposer, split_sentences
+from bot.claims import split_claims
 from bot.conversation import Conversation
 from bot.desk import Desk
 from bot.llm import (
@@ -29,7 +30,6 @@ from bot.llm import (
     UNVERIFIED_NOTE,
     LLMComposer,
     rewrite_followup,
-    split_claims,
     stream_answer,
 )
 from bot.models import Answer, Passage
