@@ -441,3 +441,20 @@ async def test_an_endless_repeating_stream_is_cut_deduplicated_and_verified(
     check_citations(seeded, final)
     assert final.text.count(sentences[0]) == 1
     assert len(split_claims(final.text)) == len(set(split_claims(final.text))) <= 5
+
+
+def test_a_trickled_follow_up_rewrite_falls_back_to_the_rule_in_time(
+    seeded: Desk, fake: FakeOpenAI
+) -> None:
+    """The rewrite has a quarter of the deadline, so a question still gets its answer's full
+    share after it."""
+    history = ["What did the EU propose about Turkey's S-400 systems?"]
+    rule = Conversation()
+    rule.remember(history[0])
+    fake.push(Reply('"When were the S-400 systems delivered to Turkey?"', byte_delay=0.05))
+    composer = llm_composer(seeded, fake, timeout=4 * DEADLINE)
+    query, took = within(
+        BOUND * 3, lambda: rewrite_followup(history, "and when were they delivered?", composer)
+    )
+    assert query == rule.standalone("and when were they delivered?")
+    assert took < 3 * DEADLINE, took  # its quarter (1 s), not the answer's 4 s
