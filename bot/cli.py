@@ -298,7 +298,10 @@ def serve(
     update: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if secret_token is not None:
         update["webhook_secret"] = SecretStr(secret_token)
-    run_bot(Settings().model_copy(update=update))
+    settings = Settings().model_copy(update=update)
+    if (listen is not None or secret_token is not None) and not settings.webhook_url:
+        raise NewsdeskError("--listen and --secret-token are for webhook mode: add --webhook-url")
+    run_bot(settings)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -217,10 +217,14 @@ def test_listen_defaults_to_loopback_and_bad_options_get_one_line(
             cli.main(["serve", "--webhook-url", HOOK_URL, *args])
         err = capsys.readouterr().err
         assert exit_info.value.code == 1 and expected in err and len(err.splitlines()) == 1
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["serve", "--webhook-url", "http://newsdesk.example.org/telegram"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and "is not an https:// URL" in err
+    for args, expected in [
+        (["--webhook-url", "http://newsdesk.example.org/telegram"], "is not an https:// URL"),
+        (["--secret-token", "abc"], "add --webhook-url"),  # would poll, ignoring the secret
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["serve", *args])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1 and expected in err
 
 
 def test_a_configured_secret_is_used_as_given(
