@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     llm_base_url: str = ""  # e.g. https://api.openai.com/v1, http://localhost:11434/v1
     llm_model: str = ""
     llm_api_key: SecretStr = SecretStr("")
-    llm_timeout: float = 30.0  # seconds per request; on failure the answer is extractive
+    # Seconds for a whole answer from the model (connect, every read, the full stream); past
+    # it the answer is extractive, with a note. The follow-up rewrite gets a quarter of it.
+    llm_timeout: float = 30.0
 
     # Telegram
     telegram_token: SecretStr = SecretStr("")
@@ -63,6 +65,11 @@ class Settings(BaseSettings):
     allowed_chats: IdList = Field(default_factory=list)
     admins: IdList = Field(default_factory=list)
     rate_limit_per_minute: int = 10
+    # Webhook mode (`newsdesk serve --webhook-url`); an empty URL means long polling.
+    webhook_url: str = ""  # the public HTTPS URL Telegram posts updates to
+    webhook_listen: str = "127.0.0.1:8443"  # behind a TLS proxy; 0.0.0.0:8443 in Docker
+    # Telegram sends it with every update; empty: a random one is generated at each start.
+    webhook_secret: SecretStr = SecretStr("")
 
     # Operations
     health_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
