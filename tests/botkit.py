@@ -12,7 +12,7 @@ from telegram.ext import Application
 
 from bot.app import build_application
 from bot.desk import Desk
-from bot.handlers import Services
+from bot.services import Services
 
 JOURNALISTS = list(range(100, 140))
 
@@ -46,7 +46,7 @@ async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIt
 
 
 def services_of(app: Application) -> Services:
-    svc: Services = app.bot_data["services"]
+    svc: Services = app.bot_data
     return svc
 
 

@@ -180,7 +180,13 @@ async def test_non_admins_are_refused_and_nothing_changes(
         refused = [
             e for e in services_of(app).journal.audit_log(20) if e.result.startswith("refused")
         ]
-        assert len(refused) == 5
+        assert len(refused) == 6  # five of the journalist's, and the stranger's upload
+        assert (refused[0].user_id, refused[0].action, refused[0].target) == (
+            999,
+            "upload",
+            "a.txt",
+        )
+        assert refused[0].result == "refused: not allowed"
 
 
 async def test_add_text_forward_remove_and_listings(tg: FakeTelegram, make_desk: MakeDesk) -> None:

@@ -19,8 +19,9 @@ from telegram.ext import Application
 
 from bot import render
 from bot.desk import Desk
-from bot.handlers import UserLimiter, send_html
 from bot.models import Answer, Citation
+from bot.sending import reply as send_html
+from bot.services import UserLimiter
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 S400 = "Why would the EU buy Russian S-400 systems from Turkey?"
