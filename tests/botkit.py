@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -54,3 +55,17 @@ def buttons(entry: dict[str, Any]) -> dict[str, str]:
     """Button text -> callback data of a sent message."""
     rows = (entry.get("reply_markup") or {}).get("inline_keyboard", [])
     return {b["text"]: b["callback_data"] for row in rows for b in row}
+
+
+async def settled(tg: FakeTelegram, app: Application, update_id: int, timeout: float = 30) -> None:
+    """The barrier before asserting that something did NOT happen: the bot has fetched updates
+    again after `update_id`, its queue is empty and no handler is still running."""
+    await tg.wait_polled_past(update_id, timeout)
+    loop = asyncio.get_running_loop()
+    deadline, idle_checks = loop.time() + timeout, 0
+    while idle_checks < 2:  # twice, a loop turn apart: a fetched update's task has started
+        busy = app.update_queue.qsize() or app.update_processor.current_concurrent_updates
+        idle_checks = 0 if busy else idle_checks + 1
+        if loop.time() > deadline:
+            raise AssertionError(f"the bot was still busy {timeout}s after update {update_id}")
+        await asyncio.sleep(0.01)
