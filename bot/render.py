@@ -207,7 +207,7 @@ def slow_down(seconds: float) -> str:
 
 def problem(text: str) -> str:
     """A user error, said as it is (its message is written to be shown)."""
-    return esc(short(text, 1000))
+    return esc(short(text, 1000)) or "That did not work."
 
 
 def stranger(user_id: int, chat_id: int, private: bool) -> str:
@@ -221,7 +221,8 @@ def stranger(user_id: int, chat_id: int, private: bool) -> str:
 
 def apology(doing: str, error_id: str) -> str:
     return (
-        f"Sorry, something went wrong while {esc(short(doing, 300))} (error {esc(error_id)}). "
+        f"Sorry, something went wrong while {esc(short(doing, 300))} "
+        f"(error {esc(short(error_id, 40))}). "
         "Please try again; if it keeps happening, tell an admin the error id."
     )
 
@@ -231,7 +232,7 @@ def apology(doing: str, error_id: str) -> str:
 
 def status(text: str) -> str:
     """A progress line ("Reading x…", "Indexing… 3/9") shown while an admin waits."""
-    return esc(short(text, 300))
+    return esc(short(text, 300)) or "Working…"
 
 
 def summary_html(report: IngestReport) -> list[str]:
@@ -258,7 +259,8 @@ def summary_html(report: IngestReport) -> list[str]:
 
 def failed_html(what: str, reason: str) -> str:
     """An admin action that did not happen, and why (nothing was stored)."""
-    return f"<b>Not done:</b> {esc(short(what, META_CHARS))}: {esc(short(reason, 1000))}"
+    what, reason = esc(short(what, META_CHARS)), esc(short(reason, 1000)) or "no reason given"
+    return f"<b>Not done:</b> {what}: {reason}" if what else f"<b>Not done:</b> {reason}"
 
 
 def doc_html(row: Any, article: Any) -> list[str]:

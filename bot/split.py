@@ -17,6 +17,7 @@ _TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^>]*>")
 _MARKER = re.compile(r"\[\d+(?:,\s*\d+)*\]")
 _SENTENCE_END = re.compile(r"(?:[.!?…][\"”’)]*|\[\d+(?:,\s*\d+)*\])\s+")
 _SPACE = re.compile(r"\s+")
+_NEWLINE = re.compile(r"\n")
 
 
 def utf16_len(text: str) -> int:
@@ -29,21 +30,24 @@ def plain_text(html_text: str) -> str:
     return html.unescape(_TAG.sub("", html_text)).strip()
 
 
-def plain_len(html_text: str) -> int:
-    return utf16_len(plain_text(html_text))
+def size(html_text: str) -> int:
+    """Length after entity parsing, before Telegram trims the ends (an upper bound)."""
+    return utf16_len(html.unescape(_TAG.sub("", html_text)))
 
 
 def pack(blocks: Iterable[str], limit: int = TELEGRAM_LIMIT) -> list[str]:
     """Join blocks with blank lines into as few messages as fit; longer blocks are split."""
     messages: list[str] = []
-    current = ""
+    current, current_size = "", 0
     for block in blocks:
         for piece in split(block, limit):
-            candidate = f"{current}\n\n{piece}" if current else piece
-            if current and plain_len(candidate) > limit:
+            piece_size = size(piece)
+            if current and current_size + 2 + piece_size <= limit:
+                current, current_size = f"{current}\n\n{piece}", current_size + 2 + piece_size
+                continue
+            if current:
                 messages.append(current)
-                candidate = piece
-            current = candidate
+            current, current_size = piece, piece_size
     if current:
         messages.append(current)
     return messages
@@ -56,22 +60,23 @@ def fit(parts: Iterable[str], limit: int = TELEGRAM_LIMIT) -> list[str]:
 
 def split(block: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     """One block as parts of at most `limit`: whole lines where they fit, else cut inside."""
-    if plain_len(block) <= limit:
+    if size(block) <= limit:
         return [block] if plain_text(block) else []
     parts: list[str] = []
-    current = ""
+    current, current_size = "", 0
     for line in _top_level_lines(block):
-        candidate = f"{current}\n{line}" if current else line
-        if plain_len(candidate) <= limit:
-            current = candidate
+        line_size = size(line)
+        if current and current_size + 1 + line_size <= limit:
+            current, current_size = f"{current}\n{line}", current_size + 1 + line_size
             continue
         if current:
             parts.append(current)
-        if plain_len(line) <= limit:
-            current = line
+        if line_size <= limit:
+            current, current_size = line, line_size
         else:
             *whole, current = _cut(line, limit)
             parts += whole
+            current_size = size(current)
     if current:
         parts.append(current)
     return [p for p in parts if plain_text(p)]
@@ -110,19 +115,19 @@ def _tokens(block: str) -> Iterator[tuple[str, str, int]]:
 def _cut(line: str, limit: int) -> list[str]:
     """A line longer than the limit, cut into valid parts (tags closed and reopened)."""
     parts: list[str] = []
-    opened: list[str] = []  # start tags open at this point
+    opened: list[tuple[str, str]] = []  # (start tag, name) open at this point
     out: list[str] = []
-    size = 0
+    used = 0
 
     def flush() -> None:
-        nonlocal out, size
-        closers = "".join(f"</{_TAG.match(t).group(2)}>" for t in reversed(opened))  # type: ignore[union-attr]
-        parts.append("".join(out) + closers)
-        out, size = list(opened), 0
+        nonlocal out, used
+        parts.append("".join(out) + "".join(f"</{name}>" for _, name in reversed(opened)))
+        out, used = [tag for tag, _ in opened], 0
 
     for kind, value, _ in _tokens(line):
         if kind == "open":
-            opened.append(value)
+            match = _TAG.match(value)
+            opened.append((value, match.group(2) if match else ""))
             out.append(value)
             continue
         if kind == "close":
@@ -130,20 +135,23 @@ def _cut(line: str, limit: int) -> list[str]:
             out.append(value)
             continue
         text = html.unescape(value)
+        text_size = utf16_len(text)
         while text:
-            room = limit - size
-            if utf16_len(text) <= room:
+            room = limit - used
+            if text_size <= room:
                 out.append(_esc(text))
-                size += utf16_len(text)
+                used += text_size
                 break
             cut = _best_cut(text, room)
-            if cut == 0 and size > 0:
+            if cut == 0 and used > 0:
                 flush()
                 continue
             cut = cut or _hard_cut(text, room)
             out.append(_esc(text[:cut].rstrip()))
             flush()
-            text = text[cut:].lstrip()
+            rest = text[cut:].lstrip()
+            text_size -= utf16_len(text[: len(text) - len(rest)])
+            text = rest
     parts.append("".join(out))
     return [p for p in parts if plain_text(p)]
 
@@ -151,25 +159,26 @@ def _cut(line: str, limit: int) -> list[str]:
 def _best_cut(text: str, room: int) -> int:
     """The best place to cut `text` within `room` UTF-16 units: 0 when there is none."""
     fits = _prefix_chars(text, room)
-    for pattern in (re.compile(r"\n"), _SENTENCE_END, _SPACE):
-        ends = [m.end() for m in pattern.finditer(text, 0, fits + 1) if 0 < m.end() <= fits]
-        ends = [e for e in ends if not _inside_marker(text, e)]
-        if ends and (pattern is _SPACE or ends[-1] >= fits // 3):
-            return ends[-1]
+    window = text[: fits + 64]  # enough to see a marker or a space that straddles the cut
+    markers = [m.span() for m in _MARKER.finditer(window)]
+    for pattern in (_NEWLINE, _SENTENCE_END, _SPACE):
+        ends = [m.end() for m in pattern.finditer(window, 0, fits + 1) if 0 < m.end() <= fits]
+        for end in reversed(ends):
+            if any(start < end < stop for start, stop in markers):
+                continue
+            if pattern is _SPACE or end >= fits // 3:
+                return end
+            break
     return 0
 
 
 def _hard_cut(text: str, room: int) -> int:
     """No space to cut at: as many characters as fit, moved back out of any [n] marker."""
     cut = max(1, _prefix_chars(text, room))
-    for match in _MARKER.finditer(text):
+    for match in _MARKER.finditer(text[: cut + 64]):
         if match.start() < cut < match.end():
-            return match.start() or max(1, cut)
+            return match.start() or cut
     return cut
-
-
-def _inside_marker(text: str, pos: int) -> bool:
-    return any(m.start() < pos < m.end() for m in _MARKER.finditer(text))
 
 
 def _prefix_chars(text: str, room: int) -> int:
