@@ -44,8 +44,10 @@ class Action:
         """For an apology: "… went wrong while <doing>"."""
         if self.name == "question":
             return "answering your question"
-        if self.name in ("upload", "forward", "add-url", "add"):
+        if self.name in ("upload", "forward", "add-url", "add", "add-text"):
             return f"adding {self.target}" if self.target else "adding the article"
+        if self.name == "remove":
+            return f"removing {self.target}"
         if self.name == "button":
             return "handling that button"
         return f"handling /{self.name}"

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from telegram import BotCommandScopeChat, Update
-from telegram.error import TelegramError
+from telegram import BotCommandScopeChat, Message, Update
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -140,7 +140,8 @@ async def on_error(update: object, context: Context) -> None:
     an apology with an error id, and its traceback is logged under that id. A failed admin
     action is audited; a status message ("Reading…") becomes the failure notice."""
     error: BaseException | None = context.error
-    status, action, target = None, "", ""
+    status: Message | None = None
+    action, target = "", ""
     if isinstance(error, sending.Failed):
         status, action, target = error.status, error.action, error.target
         error = error.__cause__ or error
@@ -148,26 +149,42 @@ async def on_error(update: object, context: Context) -> None:
         log.error("error outside an update", exc_info=error)
         return
     what = access.action_for(update, context)
-    action, target = action or what.name, target or what.target
+    if action:  # the handler said what failed
+        what = access.Action(action, target, admin=True, addressed=True)
     if isinstance(error, NewsdeskError):
-        log.info("refused %s: %s", action, error)
-        text = render.failed_html(target, str(error)) if what.admin else render.problem(str(error))
+        log.info("refused %s: %s", what.name, error)
+        text = (
+            render.failed_html(what.target, str(error))
+            if what.admin
+            else render.problem(str(error))
+        )
         result = f"failed: {error}"
     else:
         error_id = secrets.token_hex(4)
         log.error("error %s while %s", error_id, what.doing, exc_info=error)
         context.bot_data.metrics.errors.inc()
         text, result = render.apology(what.doing, error_id), f"failed: error {error_id}"
-    with contextlib.suppress(Exception):  # the error handler itself must never fail
-        if what.admin or status is not None:
-            await access.audit(update, context, action, target, result)
-    with contextlib.suppress(TelegramError):
-        if update.callback_query is not None:
-            await update.callback_query.answer(render.short(render.plain_fallback(text), 190))
+    if what.admin:  # audited before the admin is told, as a successful action is
+        try:
+            await access.audit(update, context, what.name, what.target, result)
+        except Exception:
+            log.exception("could not audit the failed %s", what.name)
+    await tell(update, status, text)
+
+
+async def tell(update: Update, status: Message | None, text: str) -> None:
+    """Say what failed where the user is looking; a Telegram failure here is only logged."""
+    query = update.callback_query
+    try:
+        if query is not None:
+            with contextlib.suppress(BadRequest):  # already answered by the handler
+                await query.answer(render.short(render.plain_fallback(text), 190))
         if status is not None:
             await sending.edit(status, text)
-        elif update.callback_query is None and update.effective_message is not None:
+        elif query is None and update.effective_message is not None:
             await sending.reply(update.effective_message, text)
+    except TelegramError as exc:
+        log.warning("could not tell the user about the failure: %s", exc)
 
 
 async def on_startup(app: Application) -> None:

@@ -11,7 +11,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from bot.errors import NewsdeskError
+from bot.errors import InputError
 from bot.models import Filters
 from bot.parse import parse_date
 from bot.store import STOPWORDS
@@ -45,7 +45,7 @@ PRONOUNS = frozenset(
 TURNS_KEPT = 3
 
 
-class FilterError(NewsdeskError):
+class FilterError(InputError):
     """An inline filter the user typed is malformed."""
 
 
