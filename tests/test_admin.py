@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -14,6 +18,8 @@ from botkit import JOURNALISTS, buttons, running_bot, services_of
 from conftest import MakeDesk
 from docs import ARTICLE_HTML, docx_bytes, pdf_bytes
 from fake_telegram import FakeTelegram
+
+from bot.ingest import Ingestor
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ADMIN, READER = 7, JOURNALISTS[0]
@@ -310,3 +316,48 @@ async def test_big_upload_shows_progress_and_questions_still_get_answered(
         assert tg.sent.index(answer) < tg.sent.index(final)
         progress = [e["text"] for e in tg.sent[start:] if e["text"].startswith("Indexing…")]
         assert progress and all("/1500" in p for p in progress)
+
+
+class HeldIngestor:
+    """The desk's real ingestor, whose article writes wait until the test releases them."""
+
+    def __init__(self, inner: Ingestor) -> None:
+        self.inner, self.release, self.started = inner, threading.Event(), threading.Event()
+
+    def ingest_articles(self, *args: Any, **kwargs: Any) -> Any:
+        self.started.set()
+        assert self.release.wait(120), "the test never released the write"
+        return self.inner.ingest_articles(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_slow_writes_never_starve_questions(tg: FakeTelegram, make_desk: MakeDesk) -> None:
+    desk = make_desk()
+    held = HeldIngestor(desk.ingestor)
+    desk.__dict__["ingestor"] = held
+    # More writes than the default executor has threads (min(32, cpus + 4)).
+    writes = (os.cpu_count() or 1) + 6
+    async with running_bot(tg, desk, admins=[ADMIN]):
+        adds = [
+            tg.send_text(ADMIN, f"/add Pier note {i}\nThe pier was painted blue, note {i}.")
+            for i in range(writes)
+        ]
+        try:
+            for add in adds:
+                await tg.wait_for(to(ADMIN, add, "Adding"))
+            for _ in range(3000):  # a write has started, and is held
+                if held.started.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert held.started.is_set()
+            q = tg.send_text(READER, "What colour was the pier painted?")
+            reply = await tg.wait_for(reply_to(q), timeout=30)
+            assert "Sources" in reply["text"] or "does not answer" in reply["text"]
+            assert desk.store.articles() == []  # every write is still waiting
+        finally:
+            held.release.set()
+        for add in adds:
+            await tg.wait_for(to(ADMIN, add, "1 added"), timeout=120)
+        assert len(desk.store.articles()) == writes
