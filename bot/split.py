@@ -37,20 +37,7 @@ def size(html_text: str) -> int:
 
 def pack(blocks: Iterable[str], limit: int = TELEGRAM_LIMIT) -> list[str]:
     """Join blocks with blank lines into as few messages as fit; longer blocks are split."""
-    messages: list[str] = []
-    current, current_size = "", 0
-    for block in blocks:
-        for piece in split(block, limit):
-            piece_size = size(piece)
-            if current and current_size + 2 + piece_size <= limit:
-                current, current_size = f"{current}\n\n{piece}", current_size + 2 + piece_size
-                continue
-            if current:
-                messages.append(current)
-            current, current_size = piece, piece_size
-    if current:
-        messages.append(current)
-    return messages
+    return _join((piece for block in blocks for piece in split(block, limit)), "\n\n", limit)
 
 
 def fit(parts: Iterable[str], limit: int = TELEGRAM_LIMIT) -> list[str]:
@@ -62,24 +49,30 @@ def split(block: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     """One block as parts of at most `limit`: whole lines where they fit, else cut inside."""
     if size(block) <= limit:
         return [block] if plain_text(block) else []
+    pieces = (
+        piece
+        for line in _top_level_lines(block)
+        for piece in ([line] if size(line) <= limit else _cut(line, limit))
+    )
+    return [p for p in _join(pieces, "\n", limit) if plain_text(p)]
+
+
+def _join(pieces: Iterable[str], separator: str, limit: int) -> list[str]:
+    """Consecutive pieces (each within the limit) joined into as few parts as fit."""
     parts: list[str] = []
     current, current_size = "", 0
-    for line in _top_level_lines(block):
-        line_size = size(line)
-        if current and current_size + 1 + line_size <= limit:
-            current, current_size = f"{current}\n{line}", current_size + 1 + line_size
+    for piece in pieces:
+        piece_size = size(piece)
+        if current and current_size + len(separator) + piece_size <= limit:
+            current += separator + piece
+            current_size += len(separator) + piece_size
             continue
         if current:
             parts.append(current)
-        if line_size <= limit:
-            current, current_size = line, line_size
-        else:
-            *whole, current = _cut(line, limit)
-            parts += whole
-            current_size = size(current)
+        current, current_size = piece, piece_size
     if current:
         parts.append(current)
-    return [p for p in parts if plain_text(p)]
+    return parts
 
 
 def _top_level_lines(block: str) -> Iterator[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from conftest import settings_for
@@ -69,3 +69,10 @@ async def settled(tg: FakeTelegram, app: Application, update_id: int, timeout: f
         if loop.time() > deadline:
             raise AssertionError(f"the bot was still busy {timeout}s after update {update_id}")
         await asyncio.sleep(0.01)
+
+
+def reply_to(msg: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Matches the bot's reply to `msg` (or a later edit of it), in its chat."""
+    return lambda e: (
+        e["chat_id"] == msg["chat"]["id"] and e["reply_to_message_id"] == msg["message_id"]
+    )

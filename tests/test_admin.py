@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from botkit import JOURNALISTS, buttons, running_bot, services_of
+from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of
 from conftest import MakeDesk
 from docs import ARTICLE_HTML, docx_bytes, pdf_bytes
 from fake_telegram import FakeTelegram
@@ -82,13 +82,6 @@ UPLOADS = {
 async def tg() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as server:
         yield server
-
-
-def reply_to(msg: dict):  # type: ignore[no-untyped-def]
-    """Matches the bot's reply to `msg`, in its chat."""
-    return lambda e: (
-        e["chat_id"] == msg["chat"]["id"] and e["reply_to_message_id"] == msg["message_id"]
-    )
 
 
 def to(chat: int, msg: dict, words: str):  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from botkit import JOURNALISTS, buttons, running_bot, services_of, settled
+from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of, settled
 from conftest import MakeDesk
 from fake_telegram import FakeTelegram
 from hypothesis import given, settings
@@ -37,12 +37,6 @@ S400 = "Why would the EU buy Russian S-400 systems from Turkey?"
 async def tg() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as server:
         yield server
-
-
-def reply_to(msg: dict):  # type: ignore[no-untyped-def]
-    return lambda e: (
-        e["chat_id"] == msg["chat"]["id"] and e["reply_to_message_id"] == msg["message_id"]
-    )
 
 
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
