@@ -155,9 +155,12 @@ async def test_a_crashed_upload_says_so_in_its_status_and_is_audited(
     async with running_bot(tg, desk, admins=[ADMIN]) as app:
         desk.store.db.close()  # a real failure inside indexing: the index database is gone
         upload = tg.send_document(ADMIN, "memo.txt", b"Memo\nThe board met on Monday.")
-        failed = await tg.wait_for(lambda e: reply_to(upload)(e) and "Sorry" in e["text"])
+        reading = await tg.wait_for(lambda e: reply_to(upload)(e) and "Reading" in e["text"])
+        await tg.wait_for(
+            lambda e: e["message_id"] == reading["message_id"] and "Sorry" in e["text"]
+        )
         await settled(tg, app, tg.last_update_id)
-        status = next(m for m in tg.messages(ADMIN) if m["message_id"] == failed["message_id"])
+        status = next(m for m in tg.messages(ADMIN) if m["message_id"] == reading["message_id"])
         error_id = re.search(r"error ([0-9a-f]{8})", status["text"])
         assert error_id and "adding memo.txt" in status["text"]
         assert "Reading" not in status["text"] and "Indexing" not in status["text"]
