@@ -214,7 +214,7 @@ async def on_shutdown(app: Application) -> None:
     svc: Services = app.bot_data
     if svc.health:
         await svc.health.stop()
-    svc.writer.shutdown(wait=True)
+    await asyncio.to_thread(svc.writer.shutdown, True)  # a write in progress finishes
 
 
 async def health(desk: Desk) -> dict[str, object]:

@@ -67,8 +67,8 @@ async def answer_question(update: Update, context: Context, message: Message, te
     if request is None:
         return
     question, filters = request
-    svc, user_id, chat_id = context.bot_data, message.from_user, message.chat_id
-    uid = user_id.id if user_id else 0
+    svc, chat_id = context.bot_data, message.chat_id
+    uid = message.from_user.id if message.from_user else 0
     svc.metrics.questions.inc()
     started = time.perf_counter()
     conversation = context.chat_data.conversation(uid) if context.chat_data is not None else None
@@ -141,7 +141,7 @@ def page_arg(context: Context) -> int:
         return 0
     page = callbacks.page_number(context.args[0])
     if page is None:
-        raise InputError(f"{context.args[0][:20]!r} is not a page number: try /sources 2")
+        raise InputError(f"{context.args[0][:20]!r} is not a page number: try 2")
     return page
 
 
