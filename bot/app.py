@@ -5,26 +5,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from telegram import BotCommandScopeChat, Update
-from telegram.error import TelegramError
+from telegram import BotCommandScopeChat, Message, Update
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from bot import admin, handlers
+from bot import access, admin, journalist, render, sending
 from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import NewsdeskError
 from bot.journal import Journal
 from bot.metrics import HealthServer, Metrics
+from bot.services import ChatMemory, Context, Services, UserLimiter
 from bot.webhook import webhook_from
 
 log = logging.getLogger(__name__)
@@ -71,9 +75,22 @@ def build_application(settings: Settings, desk: Desk) -> Application:
     if not token:
         raise NewsdeskError("set NEWSDESK_TELEGRAM_TOKEN to the token @BotFather gave you")
     protect_logs(token)
+    services = Services(
+        desk=desk,
+        settings=settings,
+        journal=Journal(settings.index_dir / "feedback.db"),
+        limiter=UserLimiter(settings.rate_limit_per_minute),
+        metrics=Metrics(),
+    )
+    # PTB makes bot_data by calling the given type with no arguments: hand it ours.
+    context_types = ContextTypes(
+        bot_data=cast(type[Services], lambda: services),
+        chat_data=ChatMemory,
+    )
     builder = (
         Application.builder()
         .token(token)
+        .context_types(context_types)
         .rate_limiter(AIORateLimiter(max_retries=3))  # Telegram's flood limits, 429 retries
         .concurrent_updates(32)  # one slow question never holds up the others
         .post_init(on_startup)
@@ -83,46 +100,101 @@ def build_application(settings: Settings, desk: Desk) -> Application:
         api = settings.telegram_api_url.rstrip("/")
         builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
     app = builder.build()
-    app.bot_data["services"] = handlers.Services(
-        desk=desk,
-        settings=settings,
-        journal=Journal(settings.index_dir / "feedback.db"),
-        limiter=handlers.UserLimiter(settings.rate_limit_per_minute),
-        metrics=Metrics(),
-    )
-    admins = filters.User(user_id=settings.admins)
+    add_handlers(app, settings)
+    return app
+
+
+def add_handlers(app: Application, settings: Settings) -> None:
+    """Group -1: the access gate. Group 0: the first matching handler answers."""
     private = filters.ChatType.PRIVATE
-    app.add_handler(CommandHandler("start", handlers.on_start))
-    app.add_handler(CommandHandler("help", handlers.on_help))
-    app.add_handler(CommandHandler("ask", handlers.on_ask))
-    app.add_handler(CommandHandler("search", handlers.on_search))
-    app.add_handler(CommandHandler("sources", handlers.on_sources))
-    app.add_handler(CommandHandler("add", admin.on_add))
-    app.add_handler(CommandHandler("docs", admin.on_docs))
-    app.add_handler(CommandHandler("doc", admin.on_doc))
-    app.add_handler(CommandHandler("remove", admin.on_remove))
-    app.add_handler(CommandHandler("stats", admin.on_stats))
-    app.add_handler(CommandHandler("audit", admin.on_audit))
+    app.add_handler(TypeHandler(Update, access.gate), group=-1)
+    commands = {
+        "start": journalist.on_start,
+        "help": journalist.on_help,
+        "ask": journalist.on_ask,
+        "search": journalist.on_search,
+        "sources": journalist.on_sources,
+        "add": admin.on_add,
+        "docs": admin.on_docs,
+        "doc": admin.on_doc,
+        "remove": admin.on_remove,
+        "stats": admin.on_stats,
+        "audit": admin.on_audit,
+    }
+    for name, callback in commands.items():
+        app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(admin.on_admin_button, pattern=r"^(remove|docs):"))
-    app.add_handler(CallbackQueryHandler(handlers.on_button))
-    # Uploads and forwards in private chats are admin actions (refused for others).
+    app.add_handler(CallbackQueryHandler(journalist.on_button))
+    # Uploads and forwards in private chats are admin actions (the gate refuses others).
     app.add_handler(MessageHandler(filters.Document.ALL & private, admin.on_document))
     app.add_handler(MessageHandler(filters.FORWARDED & private, admin.on_forward))
-    url_only = filters.Regex(admin.URL_ONLY) & ~filters.COMMAND & private & admins
+    admins = filters.User(user_id=settings.admins)
+    url_only = filters.Regex(access.URL_ONLY) & ~filters.COMMAND & private & admins
     app.add_handler(MessageHandler(url_only, admin.on_url))
-    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, handlers.on_text))
-    app.add_error_handler(handlers.on_error)
-    return app
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, journalist.on_text))
+    app.add_error_handler(on_error)
+
+
+async def on_error(update: object, context: Context) -> None:
+    """The one error policy. A user error (NewsdeskError) is said as it is; anything else gets
+    an apology with an error id, and its traceback is logged under that id. A failed admin
+    action is audited; a status message ("Reading…") becomes the failure notice."""
+    error: BaseException | None = context.error
+    status: Message | None = None
+    action, target = "", ""
+    if isinstance(error, sending.Failed):
+        status, action, target = error.status, error.action, error.target
+        error = error.__cause__ or error
+    if not isinstance(update, Update):
+        log.error("error outside an update", exc_info=error)
+        return
+    what = access.action_for(update, context)
+    if action:  # the handler said what failed
+        what = access.Action(action, target, admin=True, addressed=True)
+    if isinstance(error, NewsdeskError):
+        log.info("refused %s: %s", what.name, error)
+        text = (
+            render.failed_html(what.target, str(error))
+            if what.admin
+            else render.problem(str(error))
+        )
+        result = f"failed: {error}"
+    else:
+        error_id = secrets.token_hex(4)
+        log.error("error %s while %s", error_id, what.doing, exc_info=error)
+        context.bot_data.metrics.errors.inc()
+        text, result = render.apology(what.doing, error_id), f"failed: error {error_id}"
+    if what.admin:  # audited before the admin is told, as a successful action is
+        try:
+            await access.audit(update, context, what.name, what.target, result)
+        except Exception:
+            log.exception("could not audit the failed %s", what.name)
+    await tell(update, status, text)
+
+
+async def tell(update: Update, status: Message | None, text: str) -> None:
+    """Say what failed where the user is looking; a Telegram failure here is only logged."""
+    query = update.callback_query
+    try:
+        if query is not None:
+            with contextlib.suppress(BadRequest):  # already answered by the handler
+                await query.answer(render.short(render.plain_fallback(text), 190))
+        if status is not None:
+            await sending.edit(status, text)
+        elif query is None and update.effective_message is not None:
+            await sending.reply(update.effective_message, text)
+    except TelegramError as exc:
+        log.warning("could not tell the user about the failure: %s", exc)
 
 
 async def on_startup(app: Application) -> None:
     """Register the command menu; finish any interrupted ingest; load the model before users."""
-    svc: handlers.Services = app.bot_data["services"]
-    await app.bot.set_my_commands(handlers.COMMANDS)
+    svc: Services = app.bot_data
+    await app.bot.set_my_commands(journalist.COMMANDS)
     for admin_id in svc.settings.admins:  # admins see their commands in the menu too
         with contextlib.suppress(TelegramError):  # a chat the bot has not seen yet
             await app.bot.set_my_commands(
-                handlers.COMMANDS + handlers.ADMIN_COMMANDS, scope=BotCommandScopeChat(admin_id)
+                journalist.COMMANDS + admin.COMMANDS, scope=BotCommandScopeChat(admin_id)
             )
     await asyncio.to_thread(svc.desk.ingestor.repair)
     if not (svc.settings.allowed_users or svc.settings.allowed_chats or svc.settings.admins):
@@ -139,9 +211,10 @@ async def on_startup(app: Application) -> None:
 
 
 async def on_shutdown(app: Application) -> None:
-    svc: handlers.Services = app.bot_data["services"]
+    svc: Services = app.bot_data
     if svc.health:
         await svc.health.stop()
+    await asyncio.to_thread(svc.writer.shutdown, True)  # a write in progress finishes
 
 
 async def health(desk: Desk) -> dict[str, object]:

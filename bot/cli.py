@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import IndexUnavailable, NewsdeskError
 from bot.models import Filters, IngestReport
-from bot.render import answer_dict, answer_text, passage_dict, source_line
+from bot.output import answer_dict, answer_text, passage_dict, source_line
 
 app = typer.Typer(
     help="Newsdesk: cited answers from your newsroom's articles.",

@@ -11,7 +11,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from bot.errors import NewsdeskError
+from bot.errors import InputError
 from bot.models import Filters
 from bot.parse import parse_date
 from bot.store import STOPWORDS
@@ -42,10 +42,53 @@ PRONOUNS = frozenset(
         "former",
     ]
 )
+DETERMINERS = frozenset(["this", "that", "these", "those", "its", "his", "her", "their"])
+# Words after which "that"/"this" stands alone ("that is", "this was"), not before a noun.
+FUNCTION_WORDS = frozenset(
+    [
+        "is",
+        "was",
+        "are",
+        "were",
+        "be",
+        "been",
+        "did",
+        "does",
+        "do",
+        "has",
+        "had",
+        "have",
+        "mean",
+        "means",
+        "meant",
+        "say",
+        "said",
+        "about",
+        "for",
+        "in",
+        "on",
+        "to",
+        "of",
+        "and",
+        "or",
+        "but",
+        "so",
+        "then",
+        "with",
+        "at",
+        "by",
+        "from",
+        "happen",
+        "happened",
+        "true",
+        "right",
+        "matter",
+    ]
+)
 TURNS_KEPT = 3
 
 
-class FilterError(NewsdeskError):
+class FilterError(InputError):
     """An inline filter the user typed is malformed."""
 
 
@@ -82,7 +125,19 @@ def is_follow_up(question: str) -> bool:
     if FOLLOW_UP_START.match(question.strip()):
         return True
     # A pronoun with little else: "why did they do it?", not "Is this year's budget late?"
-    return any(w in PRONOUNS for w in words) and len(content_words(question)) <= 2
+    # ("this" before a noun points at that noun, not at the previous question).
+    leaning = [
+        w
+        for w, following in zip(words, [*words[1:], ""], strict=True)
+        if w in PRONOUNS
+        and not (
+            w in DETERMINERS
+            and following.isalpha()
+            and following not in PRONOUNS
+            and following not in FUNCTION_WORDS
+        )
+    ]
+    return bool(leaning) and len(content_words(question)) <= 2
 
 
 @dataclass

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.models import Answer, Citation
+from bot.output import citation_dict
 from bot.parse import parse_date
-from bot.render import citation_dict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (

@@ -1,171 +1,110 @@
-"""Answer -> what people and programs read: terminal text and JSON."""
+"""Every piece of Telegram HTML the bot sends, and every keyboard. Nothing else.
+
+Every dynamic string goes through esc(); metadata shown in lists is shortened; messages come
+out of split.pack(), which keeps each one within Telegram's limits.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-import re
+from collections.abc import Sequence
 from typing import Any
 
-from bot.models import Answer, Citation, Passage
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot import callbacks
+from bot.models import Answer, Citation, IngestReport, Passage
+from bot.output import by_article, nearest_sources
+from bot.split import pack, plain_text
 
-def source_line(title: str, source: str, published: dt.date | None) -> str:
-    """`Title — Outlet, 2025-11-20`, leaving out what is unknown."""
-    meta = ", ".join(x for x in (source, published.isoformat() if published else "") if x)
-    return f"{title} — {meta}" if meta else title
-
-
-def nearest_sources(passages: list[Passage], limit: int = 3) -> list[Passage]:
-    """One passage per article, best first."""
-    seen: dict[str, Passage] = {}
-    for passage in passages:
-        seen.setdefault(passage.article_id, passage)
-    return list(seen.values())[:limit]
-
-
-def answer_text(answer: Answer) -> str:
-    lines = [answer.text, ""]
-    if answer.note:
-        lines[1:1] = ["", f"_{answer.note}_"]
-    if answer.abstained:
-        near = nearest_sources(answer.passages)
-        if near:
-            lines.append("Nearest sources:")
-            lines += [
-                f"  - {source_line(p.title, p.source, p.published)}  {p.url}".rstrip() for p in near
-            ]
-        return "\n".join(lines).rstrip() + "\n"
-    lines.append("Sources:")
-    for cites in by_article(answer.citations):
-        first = cites[0]
-        numbers = ", ".join(str(c.n) for c in cites)
-        lines.append(f"[{numbers}] {source_line(first.title, first.source, first.published)}")
-        if first.url:
-            lines.append(f"    {first.url}")
-        lines += [f"    [{c.n}] “{c.quote}”" for c in cites]
-    return "\n".join(lines) + "\n"
-
-
-def by_article(citations: list[Citation]) -> list[list[Citation]]:
-    """Citations grouped by article, in order of first citation."""
-    grouped: dict[str, list[Citation]] = {}
-    for c in citations:
-        grouped.setdefault(c.article_id, []).append(c)
-    return list(grouped.values())
-
-
-def citation_dict(c: Citation) -> dict[str, Any]:
-    return {
-        "n": c.n,
-        "article_id": c.article_id,
-        "title": c.title,
-        "source": c.source,
-        "published": c.published.isoformat() if c.published else None,
-        "url": c.url,
-        "quote": c.quote,
-        "start": c.start,
-        "end": c.end,
-    }
-
-
-def passage_dict(p: Passage) -> dict[str, Any]:
-    return {
-        "article_id": p.article_id,
-        "chunk_id": p.chunk.id,
-        "title": p.title,
-        "source": p.source,
-        "published": p.published.isoformat() if p.published else None,
-        "url": p.url,
-        "start": p.chunk.start,
-        "end": p.chunk.end,
-        "text": p.chunk.text,
-        "score": round(p.score, 6),
-        "dense": round(p.dense, 4),
-        "keyword": round(p.keyword, 4),
-    }
-
-
-def answer_dict(answer: Answer, latency_ms: float | None = None) -> dict[str, Any]:
-    """The `newsdesk ask --json` schema (documented in README.md)."""
-    data: dict[str, Any] = {
-        "question": answer.question,
-        "abstained": answer.abstained,
-        "answer": answer.text,
-        "citations": [citation_dict(c) for c in answer.citations],
-        "sources": [
-            {k: v for k, v in passage_dict(p).items() if k not in ("text", "chunk_id")}
-            for p in nearest_sources(answer.passages, limit=10)
-        ],
-    }
-    if answer.note:
-        data["note"] = answer.note
-    if latency_ms is not None:
-        data["latency_ms"] = round(latency_ms, 1)
-    return data
-
-
-# -- Telegram HTML ---------------------------------------------------------------------------
-# Every dynamic string goes through esc(); messages are built from whole blocks so that a
-# split never cuts a tag, and each message's text after entity parsing stays <= 4096.
-
-TELEGRAM_LIMIT = 4096
 QUOTE_CHARS = 1200  # a longer quote is shown as its verbatim beginning + "…"
+TITLE_CHARS = 200  # titles in lists, sources and summaries
+META_CHARS = 80  # an outlet, a user name, an audit target
+URL_CHARS = 2048  # longer links are shown as plain titles
+STREAM_CHARS = 3500  # a streamed preview shows at most this much
+PAGE_SIZE = 10
+LISTED = 15  # articles named in an ingest summary; the rest are counted
+
+START = (
+    "<b>Newsdesk</b> answers questions from this newsroom's own articles. Every statement "
+    "carries a number [n] that points to a verbatim quote, with the article's title, outlet, "
+    "date and link. When the articles do not answer, it says so instead of guessing.\n\n"
+    "Just type a question, for example:\n<i>Why would the EU buy S-400 systems from Turkey?</i>"
+    "\n\n/help lists the commands and filters."
+)
+HELP = (
+    "<b>Asking</b>\n"
+    "Type a question in this chat, or use /ask QUESTION (in groups: /ask, mention me, or reply "
+    "to one of my messages). Follow-ups such as <i>and what did Ankara say?</i> continue your "
+    "previous question.\n\n"
+    "<b>Filters</b> (anywhere in the question)\n"
+    "<code>since:2025-01-01</code> only articles published on or after that day\n"
+    "<code>until:2025-12-31</code> only articles published on or before that day\n"
+    '<code>source:Reuters</code> only that outlet (quotes for spaces: <code>source:"AP News"'
+    "</code>)\nRecent coverage is preferred: the date of your message counts as “now”.\n\n"
+    "<b>Commands</b>\n"
+    "/ask QUESTION — a cited answer\n"
+    "/search QUERY — the best-matching passages with their scores\n"
+    "/sources — the articles in the corpus, newest first\n"
+    "/help — this message\n\n"
+    "<b>Admins</b>\n"
+    "Send a file (txt, md, html, pdf, docx, jsonl; caption lines such as "
+    "<code>source: Reuters</code>, <code>date: 2025-11-20</code>, <code>url: …</code> set its "
+    "metadata), a link, or forward a message to add it. /add URL or /add TEXT, /docs, /doc ID, "
+    "/remove ID, /stats, /audit.\n\n"
+    "Under each answer: <b>Quotes</b> shows the quoted passages; 👍/👎 tell us how it went."
+)
+ADD_USAGE = (
+    "Send <code>/add https://…</code> for a web page, or <code>/add</code> followed by the "
+    "article text (first line = title; optional lines <code>source: …</code>, "
+    "<code>date: YYYY-MM-DD</code>, <code>url: …</code> at the end)."
+)
+NOT_ADMIN = "Only admins can change the corpus."
+# Short notices shown on a pressed button (answerCallbackQuery: plain text, <= 200 chars).
+NOTICE_INVALID = "This button is not valid."
+NOTICE_OTHER_CHAT = "This button belongs to an answer in another chat."
+NOTICE_NOT_ASKER = "Only the person who asked can rate this answer."
+NOTICE_GONE = "That answer is no longer available."
+NOTICE_NOT_ADMIN = "Only admins can do that."
+NOTICE_PRIVATE = "Sorry, this bot is private to the newsroom."
+THANKS = "Thanks, noted."
+SORRY = "Thanks, we will look into it."
 
 
 def esc(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def utf16_len(text: str) -> int:
-    """Telegram counts message length in UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def plain_len(html_text: str) -> int:
-    """Length after entity parsing: tags removed, entities decoded."""
-    return utf16_len(html.unescape(re.sub(r"<[^>]+>", "", html_text)))
+def short(text: str, limit: int) -> str:
+    """At most `limit` characters on one line, cut at a word with "…"."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[limit // 2 :] else cut) + "…"
 
 
 def link(title: str, url: str) -> str:
-    if url.startswith(("http://", "https://")):
-        return f'<a href="{html.escape(url, quote=True)}">{esc(title)}</a>'
-    return esc(title)
+    """A shortened title, linked to its article when the URL is a sensible web link."""
+    title = esc(short(title, TITLE_CHARS)) or "(untitled)"
+    if url.startswith(("http://", "https://")) and len(url) <= URL_CHARS and " " not in url:
+        return f'<a href="{html.escape(url, quote=True)}">{title}</a>'
+    return title
 
 
 def meta_html(source: str, published: dt.date | None) -> str:
-    meta = ", ".join(x for x in (source, published.isoformat() if published else "") if x)
+    meta = ", ".join(
+        x for x in (short(source, META_CHARS), published.isoformat() if published else "") if x
+    )
     return f" — {esc(meta)}" if meta else ""
-
-
-def pack(blocks: list[str], limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Join blocks with blank lines into as few messages as fit the limit."""
-    messages: list[str] = []
-    current = ""
-    for block in blocks:
-        block = fit_block(block, limit)
-        candidate = f"{current}\n\n{block}" if current else block
-        if current and plain_len(candidate) > limit:
-            messages.append(current)
-            candidate = block
-        current = candidate
-    if current:
-        messages.append(current)
-    return messages
-
-
-def fit_block(block: str, limit: int) -> str:
-    """A single block over the limit (only plain paragraphs can be) is cut at a word."""
-    if plain_len(block) <= limit or "<" in block:
-        return block
-    text = html.unescape(block)
-    while utf16_len(text) > limit - 1:
-        text = text[: int(len(text) * 0.9)].rsplit(" ", 1)[0]
-    return esc(text) + "…"
 
 
 def short_quote(quote: str) -> str:
     return quote if len(quote) <= QUOTE_CHARS else quote[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+
+
+# -- journalists ------------------------------------------------------------------------------
 
 
 def answer_html(answer: Answer) -> list[str]:
@@ -190,22 +129,33 @@ def answer_html(answer: Answer) -> list[str]:
     return pack(blocks)
 
 
-def quotes_html(answer_citations: list[Citation]) -> list[str]:
+def answer_keyboard(answer_id: int, has_quotes: bool) -> InlineKeyboardMarkup:
+    row = [
+        InlineKeyboardButton("👍", callback_data=callbacks.vote(answer_id, 1)),
+        InlineKeyboardButton("👎", callback_data=callbacks.vote(answer_id, -1)),
+    ]
+    if has_quotes:
+        row.insert(0, InlineKeyboardButton("Quotes", callback_data=callbacks.quotes(answer_id)))
+    return InlineKeyboardMarkup([row])
+
+
+def quotes_html(citations: list[Citation]) -> list[str]:
     """Each quote as a blockquote with its [n] and where it comes from."""
     blocks = ["<b>Quotes</b>"]
-    for c in answer_citations:
+    for c in citations:
         blocks.append(
             f"<blockquote>[{c.n}] {esc(short_quote(c.quote))}</blockquote>\n"
-            f"<i>{esc(c.title)}{meta_html(c.source, c.published)}</i>"
+            f"<i>{esc(short(c.title, TITLE_CHARS))}{meta_html(c.source, c.published)}</i>"
         )
     return pack(blocks)
 
 
 def passages_html(query: str, passages: list[Passage]) -> list[str]:
     """`/search`: top passages with their scores, no composed answer."""
+    shown = esc(short(query, TITLE_CHARS))
     if not passages:
-        return [f"No passages match <i>{esc(query)}</i>."]
-    blocks = [f"<b>Top passages for</b> <i>{esc(query)}</i>"]
+        return pack([f"No passages match <i>{shown}</i>."])
+    blocks = [f"<b>Top passages for</b> <i>{shown}</i>"]
     for i, p in enumerate(passages, 1):
         text = short_quote(" ".join(p.chunk.text.split()))
         blocks.append(
@@ -216,6 +166,171 @@ def passages_html(query: str, passages: list[Passage]) -> list[str]:
     return pack(blocks)
 
 
+def listing_html(
+    rows: Sequence[Any], page: int, admin: bool
+) -> tuple[list[str], InlineKeyboardMarkup | None]:
+    """One page of the corpus (`ArticleRow`s, newest first); admins also see ids and chunks."""
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    lines = [f"<b>Sources</b> — {len(rows)} articles, page {page + 1}/{pages}"]
+    for i, row in enumerate(rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], page * PAGE_SIZE + 1):
+        meta = meta_html(row.source, row.published)
+        extra = f"\n    <code>{esc(row.id)}</code> · {row.n_chunks} chunks" if admin else ""
+        lines.append(f"{i}. {link(row.title, row.url)}{meta}{extra}")
+    if not rows:
+        lines.append("The corpus is empty.")
+    listing = "docs" if admin else "sources"
+    buttons = []
+    if page > 0:
+        buttons.append(
+            InlineKeyboardButton("◀ Newer", callback_data=callbacks.page(listing, page - 1))
+        )
+    if page < pages - 1:
+        buttons.append(
+            InlineKeyboardButton("Older ▶", callback_data=callbacks.page(listing, page + 1))
+        )
+    return pack(["\n".join(lines)]), InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+def preview_html(text: str) -> str:
+    """A streamed answer while it is being written."""
+    return pack([esc(text[:STREAM_CHARS]) + " …"])[0]
+
+
+def ask_example(example: str) -> str:
+    return f"What would you like to know? For example: <code>{esc(example)}</code>"
+
+
+def slow_down(seconds: float) -> str:
+    return f"Slow down: you can ask again in {seconds:.0f} s."
+
+
+def problem(text: str) -> str:
+    """A user error, said as it is (its message is written to be shown)."""
+    return esc(short(text, 1000)) or "That did not work."
+
+
+def stranger(user_id: int, chat_id: int, private: bool) -> str:
+    """Refusal for someone not on the allow-lists: their ids, so an admin can add them."""
+    where = "" if private else f" and this chat's id is <code>{chat_id}</code>"
+    return (
+        f"Sorry, this bot is private to the newsroom. Your user id is <code>{user_id}</code>"
+        f"{where}: send it to an admin to get access."
+    )
+
+
+def apology(doing: str, error_id: str) -> str:
+    return (
+        f"Sorry, something went wrong while {esc(short(doing, 300))} "
+        f"(error {esc(short(error_id, 40))}). "
+        "Please try again; if it keeps happening, tell an admin the error id."
+    )
+
+
+# -- admins ----------------------------------------------------------------------------------
+
+
+def status(text: str) -> str:
+    """A progress line ("Reading x…", "Indexing… 3/9") shown while an admin waits."""
+    return esc(short(text, 300)) or "Working…"
+
+
+def summary_html(report: IngestReport) -> list[str]:
+    """What happened, article by article: title, outlet, date, chunks and id."""
+    lines = [
+        f"<b>{len(report.added)} added, {len(report.unchanged)} unchanged, "
+        f"{len(report.updated)} updated, {len(report.failed)} failed</b>"
+    ]
+    changed = [("added", a) for a in report.added] + [("updated", a) for a in report.updated]
+    for label, a in changed[:LISTED]:
+        lines.append(
+            f"• {label}: {esc(short(a.title, TITLE_CHARS))}{meta_html(a.source, a.published)}"
+            f" — {report.chunks.get(a.id, 0)} chunks, id <code>{esc(a.id)}</code>"
+        )
+    for a in report.unchanged[: max(0, LISTED - len(changed))]:
+        lines.append(f"• unchanged: {esc(short(a.title, TITLE_CHARS))} (<code>{esc(a.id)}</code>)")
+    for name, reason in report.failed[:LISTED]:
+        lines.append(f"• failed: {esc(short(name, META_CHARS))}: {esc(short(reason, 500))}")
+    for name, note in report.notes[:LISTED]:
+        lines.append(f"• note: {esc(short(name, META_CHARS))}: {esc(short(note, 500))}")
+    shown = len(changed) + len(report.unchanged) + len(report.failed) + len(report.notes)
+    hidden = shown - (len(lines) - 1)
+    if hidden > 0:
+        lines.append(f"… and {hidden} more (see /docs)")
+    return pack(["\n".join(lines)])
+
+
+def failed_html(what: str, reason: str) -> str:
+    """An admin action that did not happen, and why (nothing was stored)."""
+    what, reason = esc(short(what, META_CHARS)), esc(short(reason, 1000)) or "no reason given"
+    return f"<b>Not done:</b> {what}: {reason}" if what else f"<b>Not done:</b> {reason}"
+
+
+def doc_html(row: Any, article: Any) -> list[str]:
+    """/doc: an `ArticleRow`'s metadata and the first lines of its `Article`."""
+    head = article.text[:600].rsplit(" ", 1)[0] + ("…" if len(article.text) > 600 else "")
+    lines = [
+        f"<b>{esc(short(article.title, TITLE_CHARS))}</b>",
+        f"id <code>{esc(row.id)}</code> · {row.n_chunks} chunks · {esc(row.state)}",
+        f"outlet: {esc(short(article.source, META_CHARS) or '—')}",
+        f"published: {article.published.isoformat() if article.published else '—'}",
+        f"url: {esc(short(article.url, 300) or '—')}",
+        f"authors: {esc(short(', '.join(article.authors), 300) or '—')}",
+        f"file: <code>{esc(short(str(row.path), 300))}</code>",
+        f"<blockquote>{esc(head)}</blockquote>",
+    ]
+    return pack(["\n".join(lines)])
+
+
+def remove_prompt(row: Any) -> tuple[str, InlineKeyboardMarkup]:
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Remove", callback_data=callbacks.remove(row.id)),
+                InlineKeyboardButton("Cancel", callback_data=callbacks.remove()),
+            ]
+        ]
+    )
+    text = (
+        f"Remove <b>{esc(short(row.title, TITLE_CHARS))}</b> (<code>{esc(row.id)}</code>) "
+        "from the corpus and the index?"
+    )
+    return text, keyboard
+
+
+def removed(title: str, article_id: str) -> str:
+    return f"Removed <b>{esc(short(title, TITLE_CHARS))}</b> (<code>{esc(article_id)}</code>)."
+
+
+CANCELLED = "Cancelled: nothing was removed."
+
+
+def stats_html(data: dict[str, Any]) -> list[str]:
+    return pack(
+        [
+            f"<b>Corpus</b>\narticles: {data['articles']}\nchunks: {data['chunks']}\n"
+            f"outlets: {data['outlets']}\n"
+            f"published: {esc(str(data['first_published'] or '—'))} … "
+            f"{esc(str(data['last_published'] or '—'))}\n"
+            f"index size: {data['index_bytes'] / 1e6:.1f} MB\n"
+            f"last ingest: {esc(str(data['last_ingest'] or '—'))}"
+        ]
+    )
+
+
+def audit_html(entries: Sequence[Any]) -> list[str]:
+    """/audit: the latest `AuditEntry`s, one line each."""
+    lines = ["<b>Latest admin actions</b>"] + [
+        f"{esc(e.at[:16].replace('T', ' '))} {esc(short(e.user_name or str(e.user_id), 40))} "
+        f"<b>{esc(short(e.action, 40))}</b> {esc(short(e.target, META_CHARS))} → "
+        f"{esc(short(e.result, 160))}"
+        for e in entries
+    ]
+    if not entries:
+        lines.append("Nothing yet.")
+    return pack(["\n".join(lines)])
+
+
 def plain_fallback(html_text: str) -> str:
     """The same message without markup, for when Telegram refuses the HTML."""
-    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+    return plain_text(html_text)

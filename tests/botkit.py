@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from conftest import settings_for
@@ -12,7 +13,7 @@ from telegram.ext import Application
 
 from bot.app import build_application
 from bot.desk import Desk
-from bot.handlers import Services
+from bot.services import Services
 
 JOURNALISTS = list(range(100, 140))
 
@@ -46,7 +47,7 @@ async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIt
 
 
 def services_of(app: Application) -> Services:
-    svc: Services = app.bot_data["services"]
+    svc: Services = app.bot_data
     return svc
 
 
@@ -54,3 +55,24 @@ def buttons(entry: dict[str, Any]) -> dict[str, str]:
     """Button text -> callback data of a sent message."""
     rows = (entry.get("reply_markup") or {}).get("inline_keyboard", [])
     return {b["text"]: b["callback_data"] for row in rows for b in row}
+
+
+async def settled(tg: FakeTelegram, app: Application, update_id: int, timeout: float = 30) -> None:
+    """The barrier before asserting that something did NOT happen: the bot has fetched updates
+    again after `update_id`, its queue is empty and no handler is still running."""
+    await tg.wait_polled_past(update_id, timeout)
+    loop = asyncio.get_running_loop()
+    deadline, idle_checks = loop.time() + timeout, 0
+    while idle_checks < 2:  # twice, a loop turn apart: a fetched update's task has started
+        busy = app.update_queue.qsize() or app.update_processor.current_concurrent_updates
+        idle_checks = 0 if busy else idle_checks + 1
+        if loop.time() > deadline:
+            raise AssertionError(f"the bot was still busy {timeout}s after update {update_id}")
+        await asyncio.sleep(0.01)
+
+
+def reply_to(msg: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Matches the bot's reply to `msg` (or a later edit of it), in its chat."""
+    return lambda e: (
+        e["chat_id"] == msg["chat"]["id"] and e["reply_to_message_id"] == msg["message_id"]
+    )

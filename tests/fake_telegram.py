@@ -283,6 +283,8 @@ class FakeTelegram:
         self.commands: list[JSON] = []  # the last setMyCommands list
         self.deleted: list[tuple[int, int]] = []  # (chat_id, message_id) deleted by the bot
         self.webhook: JSON = {}
+        self.polled_offsets: list[int] = []  # the offset of every getUpdates call, in order
+        self.last_update_id = 0  # the id of the latest update delivered to the bot
         self._chats: dict[int, JSON] = {}
         self._msgs: dict[int, dict[int, JSON]] = {}  # chat id -> message id -> message
         self._last_id: dict[int, int] = {}  # chat id -> last message id
@@ -385,15 +387,23 @@ class FakeTelegram:
         return msg
 
     def press_button(
-        self, user_id: int, message_id: int, callback_data: str, chat_id: int | None = None
+        self,
+        user_id: int,
+        message_id: int,
+        callback_data: str,
+        chat_id: int | None = None,
+        forged: bool = False,
     ) -> str:
-        """A user presses an inline button of a message; returns the callback query id."""
+        """A user presses an inline button of a message; returns the callback query id.
+        ``forged=True``: a modified client sends ``callback_data`` that no button carries."""
         cid = user_id if chat_id is None else chat_id
         msg = self._msgs.get(cid, {}).get(message_id)
         if msg is None:
             raise AssertionError(f"no message {message_id} in chat {cid}")
         rows = (msg.get("reply_markup") or {}).get("inline_keyboard", [])
-        if callback_data not in [b.get("callback_data") for row in rows for b in row]:
+        if not forged and callback_data not in [
+            b.get("callback_data") for row in rows for b in row
+        ]:
             raise AssertionError(f"message {message_id} has no button {callback_data!r}: {rows}")
         query_id = str(next(self._query_ids))
         self._queries[query_id] = False
@@ -419,6 +429,24 @@ class FakeTelegram:
                     return entry
             if not await self._wait_change(deadline):
                 raise AssertionError(f"no matching message in {timeout}s; sent: {self._summary()}")
+
+    async def wait_answered(self, query_id: str, timeout: float = 30) -> JSON:
+        """Wait until the bot answers callback query ``query_id``; its answerCallbackQuery."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for answered in self.answered_callbacks:
+                if str(answered.get("callback_query_id")) == query_id:
+                    return answered
+            if not await self._wait_change(deadline):
+                raise AssertionError(f"callback query {query_id} not answered in {timeout}s")
+
+    async def wait_polled_past(self, update_id: int, timeout: float = 30) -> None:
+        """Wait until the bot has fetched updates again after ``update_id`` (it has taken that
+        update off the queue; whether it has finished handling it is the bot's side)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not any(offset > update_id for offset in self.polled_offsets):
+            if not await self._wait_change(deadline):
+                raise AssertionError(f"the bot did not poll past update {update_id} in {timeout}s")
 
     async def wait_messages(self, chat_id: int, count: int, timeout: float = 30) -> list[JSON]:
         """Wait until the bot sent >= ``count`` new messages (not edits) to a chat; return them."""
@@ -494,7 +522,8 @@ class FakeTelegram:
         return msgs[mid]
 
     def _push_update(self, kind: str, obj: JSON) -> None:
-        self._updates.append({"update_id": next(self._update_ids), kind: obj})
+        self.last_update_id = next(self._update_ids)
+        self._updates.append({"update_id": self.last_update_id, kind: obj})
         self._notify()
 
     def _store_file(self, data: bytes, filename: str, mime: str) -> JSON:
@@ -653,6 +682,7 @@ class FakeTelegram:
         if self.webhook:
             raise ApiError(409, WEBHOOK_CONFLICT)
         offset, limit = _param(p, "offset", "int") or 0, _param(p, "limit", "int") or 100
+        self.polled_offsets.append(offset)
         allowed = _param(p, "allowed_updates")
         self._allowed = self._allowed if allowed is None else list(allowed)
         if offset > 0:  # confirms every update before offset
@@ -740,6 +770,7 @@ class FakeTelegram:
             raise ApiError(400, QUERY_TOO_OLD)
         self._queries[query_id] = True
         self.answered_callbacks.append(dict(p))
+        self._notify()
         return True
 
     async def _api_sendChatAction(self, p: JSON) -> Any:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from botkit import JOURNALISTS, buttons, running_bot, services_of
+from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of
 from conftest import MakeDesk
 from docs import ARTICLE_HTML, docx_bytes, pdf_bytes
 from fake_telegram import FakeTelegram
+
+from bot.ingest import Ingestor
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ADMIN, READER = 7, JOURNALISTS[0]
@@ -78,13 +84,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         yield server
 
 
-def reply_to(msg: dict):  # type: ignore[no-untyped-def]
-    """Matches the bot's reply to `msg`, in its chat."""
-    return lambda e: (
-        e["chat_id"] == msg["chat"]["id"] and e["reply_to_message_id"] == msg["message_id"]
-    )
-
-
 def to(chat: int, msg: dict, words: str):  # type: ignore[no-untyped-def]
     """Matches the bot's reply to `msg` (or a later edit of that reply) containing `words`."""
     return lambda e: (
@@ -136,16 +135,17 @@ async def test_caption_sets_metadata_and_bad_files_get_clear_replies(
             "https://e.x/m",
         )
         cases = {
-            "broken.pdf": (b"%PDF-1.4 garbage", "PDF"),
-            "empty.txt": (b"   ", "empty"),
+            "broken.pdf": (b"%PDF-1.4 garbage", "failed: broken.pdf: "),
+            "empty.txt": (b"   ", "Not done: empty.txt: file is empty"),
             "latin.txt": ("Caf\xe9".encode("latin-1"), "UTF-8"),
-            "sheet.xlsx": (b"PK\x03\x04", "unsupported"),
-            "big.txt": (b"x" * (21 * 1024 * 1024), "20 MB"),
+            "sheet.xlsx": (b"PK\x03\x04", "Not done: sheet.xlsx: unsupported"),
+            "big.txt": (b"x" * (21 * 1024 * 1024), "Not done: big.txt: 22 MB"),
         }
         for name, (data, reason) in cases.items():
             msg = tg.send_document(ADMIN, name, data)
-            reply = await tg.wait_for(to(ADMIN, msg, reason))
-            assert "Traceback" not in reply["text"]
+            reply = await tg.wait_for(lambda e, m=msg: reply_to(m)(e) and "…" not in e["text"])
+            assert reason in reply["text"], (name, reply["text"])  # the reason, not an apology
+            assert "Sorry" not in reply["text"] and "Traceback" not in reply["text"]
         bad_date = tg.send_document(ADMIN, "d.txt", b"T\nBody text.", caption="date: soon")
         await tg.wait_for(to(ADMIN, bad_date, "unreadable date"))
         assert len(desk.store.articles()) == 1 and len(list(desk.corpus.paths())) == 1
@@ -180,7 +180,13 @@ async def test_non_admins_are_refused_and_nothing_changes(
         refused = [
             e for e in services_of(app).journal.audit_log(20) if e.result.startswith("refused")
         ]
-        assert len(refused) == 5
+        assert len(refused) == 6  # five of the journalist's, and the stranger's upload
+        assert (refused[0].user_id, refused[0].action, refused[0].target) == (
+            999,
+            "upload",
+            "a.txt",
+        )
+        assert refused[0].result == "refused: not allowed"
 
 
 async def test_add_text_forward_remove_and_listings(tg: FakeTelegram, make_desk: MakeDesk) -> None:
@@ -304,3 +310,48 @@ async def test_big_upload_shows_progress_and_questions_still_get_answered(
         assert tg.sent.index(answer) < tg.sent.index(final)
         progress = [e["text"] for e in tg.sent[start:] if e["text"].startswith("Indexing…")]
         assert progress and all("/1500" in p for p in progress)
+
+
+class HeldIngestor:
+    """The desk's real ingestor, whose article writes wait until the test releases them."""
+
+    def __init__(self, inner: Ingestor) -> None:
+        self.inner, self.release, self.started = inner, threading.Event(), threading.Event()
+
+    def ingest_articles(self, *args: Any, **kwargs: Any) -> Any:
+        self.started.set()
+        assert self.release.wait(120), "the test never released the write"
+        return self.inner.ingest_articles(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_slow_writes_never_starve_questions(tg: FakeTelegram, make_desk: MakeDesk) -> None:
+    desk = make_desk()
+    held = HeldIngestor(desk.ingestor)
+    desk.__dict__["ingestor"] = held
+    # More writes than the default executor has threads (min(32, cpus + 4)).
+    writes = (os.cpu_count() or 1) + 6
+    async with running_bot(tg, desk, admins=[ADMIN]):
+        adds = [
+            tg.send_text(ADMIN, f"/add Pier note {i}\nThe pier was painted blue, note {i}.")
+            for i in range(writes)
+        ]
+        try:
+            for add in adds:
+                await tg.wait_for(to(ADMIN, add, "Adding"))
+            for _ in range(3000):  # a write has started, and is held
+                if held.started.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert held.started.is_set()
+            q = tg.send_text(READER, "What colour was the pier painted?")
+            reply = await tg.wait_for(reply_to(q), timeout=30)
+            assert "Sources" in reply["text"] or "does not answer" in reply["text"]
+            assert desk.store.articles() == []  # every write is still waiting
+        finally:
+            held.release.set()
+        for add in adds:
+            await tg.wait_for(to(ADMIN, add, "1 added"), timeout=120)
+        assert len(desk.store.articles()) == writes

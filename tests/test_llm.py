@@ -33,7 +33,8 @@ from bot.llm import (
     stream_answer,
 )
 from bot.models import Answer, Passage
-from bot.render import answer_html, answer_text
+from bot.output import answer_text
+from bot.render import answer_html
 
 T = TypeVar("T")
 S400 = "How much did Turkey pay Russia for the S-400?"

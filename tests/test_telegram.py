@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from botkit import JOURNALISTS, buttons, running_bot, services_of
+from botkit import JOURNALISTS, buttons, running_bot, services_of, settled
 from conftest import MakeDesk
 from fake_telegram import FakeTelegram, parse_html
 from telegram import Bot
@@ -19,8 +18,9 @@ from telegram.ext import Application
 
 from bot import render
 from bot.desk import Desk
-from bot.handlers import UserLimiter, send_html
 from bot.models import Answer, Citation
+from bot.sending import reply as send_html
+from bot.services import UserLimiter
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 S400 = "Why would the EU buy Russian S-400 systems from Turkey?"
@@ -67,22 +67,37 @@ async def test_private_question_gets_a_cited_answer(tg: FakeTelegram, app: Appli
     for c in stored.citations:
         assert c.quote in corpus_text and f"[{c.n}] {c.quote}" in quotes["text"]
     # Feedback is stored with the question and the answer.
-    tg.press_button(USER, reply["message_id"], buttons(reply)["👎"])
-    for _ in range(50):
-        if services_of(app).journal.votes():
-            break
-        await asyncio.sleep(0.05)
+    pressed = tg.press_button(USER, reply["message_id"], buttons(reply)["👎"])
+    assert (await tg.wait_answered(pressed)).get("text") == "Thanks, we will look into it."
     votes = services_of(app).journal.votes()
     assert votes[-1][1:4] == (USER, -1, S400)
 
 
+FOLLOW_UP = "and how much did they pay?"  # alone, the corpus does not answer it
+
+
 async def test_follow_up_question_stays_on_the_story(tg: FakeTelegram, app: Application) -> None:
     user = JOURNALISTS[1]
+    alone = tg.send_text(user, FOLLOW_UP)
+    assert "does not answer" in (await tg.wait_for(lambda e: answer_to(alone, e)))["text"]
     first = tg.send_text(user, S400)
     await tg.wait_for(lambda e: answer_to(first, e))
-    follow = tg.send_text(user, "and what did they say about Ankara?")
+    follow = tg.send_text(user, FOLLOW_UP)
     reply = await tg.wait_for(lambda e: answer_to(follow, e))
-    assert "S-400" in reply["text"] and "Sources" in reply["text"]
+    assert "$2.5 billion" in reply["text"] and "Sources" in reply["text"]
+
+
+async def test_in_a_group_a_follow_up_continues_its_own_asker(
+    tg: FakeTelegram, app: Application
+) -> None:
+    group, asker, other = -1001, 556, 557  # both allowed through the group's id
+    kw = {"chat_id": group, "chat_type": "supergroup"}
+    first = tg.send_text(asker, f"/ask {S400}", **kw)
+    await tg.wait_for(lambda e: answer_to(first, e))
+    theirs = tg.send_text(other, f"/ask {FOLLOW_UP}", **kw)
+    assert "does not answer" in (await tg.wait_for(lambda e: answer_to(theirs, e)))["text"]
+    mine = tg.send_text(asker, f"/ask {FOLLOW_UP}", **kw)
+    assert "$2.5 billion" in (await tg.wait_for(lambda e: answer_to(mine, e)))["text"]
 
 
 async def test_filters_in_the_question(tg: FakeTelegram, app: Application) -> None:
@@ -119,7 +134,7 @@ async def test_group_answers_only_mentions_replies_and_ask(
     more_chatter = tg.send_text(
         user, "what about the S-400 then", chat_id=group, chat_type="supergroup"
     )
-    await asyncio.sleep(1.0)
+    await settled(tg, app, tg.last_update_id)
     answered = {e["reply_to_message_id"] for e in tg.sent if e["chat_id"] == group}
     assert chatter["message_id"] not in answered and more_chatter["message_id"] not in answered
 
@@ -160,7 +175,7 @@ async def test_429_is_retried_and_the_answer_arrives_once(
     tg.fail_next("sendMessage", status=429, retry_after=1)
     q = tg.send_text(user, S400)
     await tg.wait_for(lambda e: answer_to(q, e))
-    await asyncio.sleep(0.5)
+    await settled(tg, app, tg.last_update_id)
     assert len([e for e in tg.sent if answer_to(q, e)]) == 1
 
 
@@ -212,7 +227,7 @@ async def test_long_answers_are_split_within_limits(tg: FakeTelegram, app: Appli
         text, _ = parse_html(part)
         assert len(text.encode("utf-16-le")) // 2 <= 4096
     # And Telegram (the fake, which refuses >4096 and bad markup) accepts every part in order.
-    q = tg.send_text(USER, "hello there")  # makes the chat known
+    tg.send_text(USER, "hello there")  # makes the chat known
     async with Bot(tg.token, base_url=tg.base_url) as bot:
         message = await bot.send_message(USER, "anchor")
         start = len(tg.sent)
@@ -221,7 +236,6 @@ async def test_long_answers_are_split_within_limits(tg: FakeTelegram, app: Appli
     sent = [e for e in tg.sent[start:] if e["chat_id"] == USER and e["html"] in parts]
     assert len(sent) == len(parts)
     assert all(e["html"] == p for e, p in zip(sent, parts, strict=True))
-    assert q
 
 
 async def test_refused_markup_is_resent_as_plain_text_once(
@@ -272,5 +286,5 @@ async def test_5xx_is_retried_with_backoff(tg: FakeTelegram, app: Application) -
     q = tg.send_text(user, S400)
     reply = await tg.wait_for(lambda e: answer_to(q, e))
     assert "Sources" in reply["text"]
-    await asyncio.sleep(0.5)
+    await settled(tg, app, tg.last_update_id)
     assert len([e for e in tg.sent if answer_to(q, e)]) == 1

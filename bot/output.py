@@ -1,0 +1,103 @@
+"""Answer -> what the command line prints: terminal text and the `--json` schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from bot.models import Answer, Citation, Passage
+
+
+def source_line(title: str, source: str, published: dt.date | None) -> str:
+    """`Title — Outlet, 2025-11-20`, leaving out what is unknown."""
+    meta = ", ".join(x for x in (source, published.isoformat() if published else "") if x)
+    return f"{title} — {meta}" if meta else title
+
+
+def nearest_sources(passages: list[Passage], limit: int = 3) -> list[Passage]:
+    """One passage per article, best first."""
+    seen: dict[str, Passage] = {}
+    for passage in passages:
+        seen.setdefault(passage.article_id, passage)
+    return list(seen.values())[:limit]
+
+
+def answer_text(answer: Answer) -> str:
+    lines = [answer.text, ""]
+    if answer.note:
+        lines[1:1] = ["", f"_{answer.note}_"]
+    if answer.abstained:
+        near = nearest_sources(answer.passages)
+        if near:
+            lines.append("Nearest sources:")
+            lines += [
+                f"  - {source_line(p.title, p.source, p.published)}  {p.url}".rstrip() for p in near
+            ]
+        return "\n".join(lines).rstrip() + "\n"
+    lines.append("Sources:")
+    for cites in by_article(answer.citations):
+        first = cites[0]
+        numbers = ", ".join(str(c.n) for c in cites)
+        lines.append(f"[{numbers}] {source_line(first.title, first.source, first.published)}")
+        if first.url:
+            lines.append(f"    {first.url}")
+        lines += [f"    [{c.n}] “{c.quote}”" for c in cites]
+    return "\n".join(lines) + "\n"
+
+
+def by_article(citations: list[Citation]) -> list[list[Citation]]:
+    """Citations grouped by article, in order of first citation."""
+    grouped: dict[str, list[Citation]] = {}
+    for c in citations:
+        grouped.setdefault(c.article_id, []).append(c)
+    return list(grouped.values())
+
+
+def citation_dict(c: Citation) -> dict[str, Any]:
+    return {
+        "n": c.n,
+        "article_id": c.article_id,
+        "title": c.title,
+        "source": c.source,
+        "published": c.published.isoformat() if c.published else None,
+        "url": c.url,
+        "quote": c.quote,
+        "start": c.start,
+        "end": c.end,
+    }
+
+
+def passage_dict(p: Passage) -> dict[str, Any]:
+    return {
+        "article_id": p.article_id,
+        "chunk_id": p.chunk.id,
+        "title": p.title,
+        "source": p.source,
+        "published": p.published.isoformat() if p.published else None,
+        "url": p.url,
+        "start": p.chunk.start,
+        "end": p.chunk.end,
+        "text": p.chunk.text,
+        "score": round(p.score, 6),
+        "dense": round(p.dense, 4),
+        "keyword": round(p.keyword, 4),
+    }
+
+
+def answer_dict(answer: Answer, latency_ms: float | None = None) -> dict[str, Any]:
+    """The `newsdesk ask --json` schema (documented in README.md)."""
+    data: dict[str, Any] = {
+        "question": answer.question,
+        "abstained": answer.abstained,
+        "answer": answer.text,
+        "citations": [citation_dict(c) for c in answer.citations],
+        "sources": [
+            {k: v for k, v in passage_dict(p).items() if k not in ("text", "chunk_id")}
+            for p in nearest_sources(answer.passages, limit=10)
+        ],
+    }
+    if answer.note:
+        data["note"] = answer.note
+    if latency_ms is not None:
+        data["latency_ms"] = round(latency_ms, 1)
+    return data
