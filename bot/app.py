@@ -20,7 +20,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin, handlers
+from bot import admin, handlers, handoff
 from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import NewsdeskError
@@ -124,7 +124,7 @@ async def on_startup(app: Application) -> None:
             await app.bot.set_my_commands(
                 handlers.COMMANDS + handlers.ADMIN_COMMANDS, scope=BotCommandScopeChat(admin_id)
             )
-    await asyncio.to_thread(svc.desk.ingestor.repair)
+    await handoff.start(app, svc.desk)  # index/'s writer lock, repair, CLI hand-offs
     if not (svc.settings.allowed_users or svc.settings.allowed_chats or svc.settings.admins):
         log.warning("no NEWSDESK_ALLOWED_USERS/CHATS/ADMINS: everyone will be refused")
     if svc.settings.health_port:
@@ -140,6 +140,7 @@ async def on_startup(app: Application) -> None:
 
 async def on_shutdown(app: Application) -> None:
     svc: handlers.Services = app.bot_data["services"]
+    await handoff.stop(app)
     if svc.health:
         await svc.health.stop()
 

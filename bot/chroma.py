@@ -165,6 +165,11 @@ class Collection:
     def count(self) -> int:
         return int(self._call("count", {}))
 
+    def identity(self) -> str:
+        """Where the vectors live and which collection holds them (a new server: a new id)."""
+        collection = self._call("_self", {})
+        return f"{self.where} collection {collection.id}"
+
     def _call(self, method: str, kwargs: dict[str, Any]) -> Any:
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
@@ -185,7 +190,8 @@ class Collection:
             ) from exc
 
     def _invoke(self, method: str, kwargs: dict[str, Any]) -> Any:
-        return getattr(self._open(), method)(**kwargs)
+        collection = self._open()
+        return collection if method == "_self" else getattr(collection, method)(**kwargs)
 
     def _open(self) -> Any:
         with self._lock:

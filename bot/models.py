@@ -98,6 +98,7 @@ class IngestReport:
     unchanged: list[Article] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     chunks: dict[str, int] = field(default_factory=dict)  # article id -> chunks stored
+    notes: list[str] = field(default_factory=list)  # what the operator should know (not failures)
 
     def merge(self, other: IngestReport) -> None:
         """Add a later part of the same run: what it found unchanged because this part had just
@@ -108,3 +109,4 @@ class IngestReport:
         self.unchanged += [a for a in other.unchanged if a.id not in done]
         self.failed += other.failed
         self.chunks.update(other.chunks)
+        self.notes += other.notes
