@@ -440,3 +440,5 @@ class _Run:
     def finish(self) -> None:
         self.flush()
         self.bar.close()
+        if self.report.added or self.report.updated:
+            manifest.record(self.ing.store, self.ing.built_with)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from bot.chroma import open_collection
-from bot.errors import IndexUnavailable
+from bot.errors import IndexUnavailable, StorageError, storage_problem
 from bot.models import Article, Chunk, Filters, Passage
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,14 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
+            problem = storage_problem(exc) or (
+                "" if os.access(index_dir, os.W_OK) else "the folder is read-only"
+            )
+            if problem:  # not a broken index: reindex would not help
+                raise StorageError(
+                    f"cannot open the index in {index_dir}: {problem} (newsdesk writes there "
+                    "even to answer); make it writable"
+                ) from exc
             raise IndexUnavailable(
                 f"the index database in {index_dir} is unreadable ({exc}); "
                 "run `newsdesk reindex` to rebuild it from corpus/"
