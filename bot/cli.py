@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_no_operator_tracebacks)
     try:
         app(args=argv)
     except NewsdeskError as exc:
@@ -344,10 +346,16 @@ def main(argv: list[str] | None = None) -> None:
 
 def _operator_problem(exc: BaseException) -> str:
     """Errors of the machine, not of the program: a full disk, a read-only volume, a token."""
-    if type(exc).__name__ == "InvalidToken":  # telegram.error, imported only by `serve`
+    kind = type(exc).__name__  # telegram.error's classes: imported only by `serve`
+    if kind == "InvalidToken":
         return (
             "Telegram rejected the bot token: check NEWSDESK_TELEGRAM_TOKEN against the token "
             "@BotFather gave you"
+        )
+    if kind in {"NetworkError", "TimedOut"} and type(exc).__module__ == "telegram.error":
+        return (
+            f"cannot reach the Telegram Bot API ({exc}): check the network and "
+            "NEWSDESK_TELEGRAM_API_URL"
         )
     settings = Settings()
     if problem := storage_problem(exc):
@@ -357,3 +365,12 @@ def _operator_problem(exc: BaseException) -> str:
             " same command again"
         )
     return ""
+
+
+def _no_operator_tracebacks(record: logging.LogRecord) -> bool:
+    """python-telegram-bot logs a rejected token with a traceback before raising it: the
+    one-line error printed by main() says it all."""
+    error = record.exc_info[1] if record.exc_info else None
+    return error is None or not (
+        type(error).__module__ == "telegram.error" and _operator_problem(error)
+    )

@@ -27,7 +27,6 @@ from bot.desk import Desk
 from bot.embed import Embedder
 from bot.errors import IndexUnavailable, NewsdeskError, NotFound, StorageError
 from bot.lock import IndexLock, WriterBusy
-from bot.models import Filters
 
 SUBPROCESS_TIMEOUT = 180.0
 
@@ -264,7 +263,7 @@ def _bind_readonly(folder: Path) -> contextlib.AbstractContextManager[None]:
             )
             yield
         finally:
-            subprocess.run(["umount", str(folder)], check=False, capture_output=True)
+            subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
 
     return mounted()
 
@@ -389,14 +388,29 @@ async def test_cli_ingest_while_the_bot_runs_is_answerable(
     assert list((desk.settings.index_dir / "inbox").glob("*.json")) == []
 
 
+@pytest.mark.slow
 def test_keyword_hits_without_vectors_still_answer(make_desk: MakeDesk, tmp_path: Path) -> None:
+    """Another process wrote into this process's embedded Chroma (as an old CLI would, around
+    the lock): its chunks are keyword hits whose vectors this process cannot read."""
     desk = make_desk()
-    titles = write_stories(tmp_path / "in", 3)
+    write_stories(tmp_path / "in", 3)
     desk.ingestor.ingest([tmp_path / "in"])
-    row = next(r for r in desk.store.articles() if r.title == titles[1])
-    desk.store.delete_vectors(desk.store.chunk_ids(row.id))
-    answer = desk.ask("harbour ferry number 13", Filters())
-    assert answer is not None
+    assert desk.search("harbour ferry", k=2)
+    new = tmp_path / "lighthouse.md"
+    new.write_text(story("Skerry lighthouse keeper retires", "Marta Olsen kept the light."))
+    script = (
+        "import sys; from bot.config import Settings; from bot.desk import Desk; "
+        "Desk(Settings()).ingestor.ingest([sys.argv[1]])"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(new)],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    answer = desk.ask("Who is the Skerry lighthouse keeper Marta Olsen?")
+    assert any("Skerry" in c.title for c in answer.citations) or answer.abstained
 
 
 # -- 6. what built the index ------------------------------------------------------------------
@@ -462,7 +476,7 @@ def tmpfs(folder: Path, size: str) -> Iterator[None]:
     try:
         yield
     finally:
-        subprocess.run(["umount", str(folder)], check=False, capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
 
 
 @pytest.mark.slow
