@@ -371,6 +371,8 @@ def _no_operator_tracebacks(record: logging.LogRecord) -> bool:
     """python-telegram-bot logs a rejected token with a traceback before raising it: the
     one-line error printed by main() says it all."""
     error = record.exc_info[1] if record.exc_info else None
-    return error is None or not (
-        type(error).__module__ == "telegram.error" and _operator_problem(error)
-    )
+    if error is not None:
+        return not (type(error).__module__ == "telegram.error" and _operator_problem(error))
+    # A traceback already redacted of the token (bot.app.protect_logs) is kept as text.
+    last = (record.exc_text or "").rstrip().rpartition("\n")[2]
+    return not last.startswith(("telegram.error.InvalidToken", "telegram.error.NetworkError"))

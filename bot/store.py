@@ -233,7 +233,7 @@ class Store:
 
     def reset_vectors(self) -> None:
         """Empty the vector collection (its vectors came from another model: useless now)."""
-        self.delete_vectors(sorted(self.vector_ids()))
+        self.collection.recreate()
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:

@@ -21,12 +21,14 @@ import pytest
 from botkit import JOURNALISTS, running_bot
 from conftest import MakeDesk, settings_for
 from fake_telegram import FakeTelegram
+from test_chroma_server import ChromaProcess, chroma_executable
 
 from bot.cli import main
 from bot.desk import Desk
 from bot.embed import Embedder
 from bot.errors import IndexUnavailable, NewsdeskError, NotFound, StorageError
 from bot.lock import IndexLock, WriterBusy
+from bot.manifest import vector_gap
 
 SUBPROCESS_TIMEOUT = 180.0
 
@@ -457,6 +459,36 @@ def test_a_lost_vector_store_is_said_and_repaired(
     again = make_desk()
     assert_whole(again)
     assert again.search("harbour ferry number 13", k=1)[0].title == titles[1]
+
+
+@pytest.mark.slow
+def test_a_new_empty_chroma_server_is_refilled(tmp_path: Path, embedder: Embedder) -> None:
+    """NEWSDESK_CHROMA_URL switched to a new, empty server while index/ is kept."""
+    exe = chroma_executable()
+    if exe is None:
+        pytest.skip("the `chroma` executable (shipped with the chromadb package) is missing")
+    old = ChromaProcess(exe, tmp_path / "old-data", tmp_path / "old.log")
+    new = ChromaProcess(exe, tmp_path / "new-data", tmp_path / "new.log")
+    try:
+        old.start()
+        desk = Desk(settings_for(tmp_path, chroma_url=old.url), embedder=embedder)
+        titles = write_stories(tmp_path / "in", 4)
+        desk.ingestor.ingest([tmp_path / "in"])
+        desk.store.close()
+        old.stop()
+        new.start()
+        moved = Desk(settings_for(tmp_path, chroma_url=new.url), embedder=embedder)
+        gap = vector_gap(moved.store)
+        assert "holds 0 of the 4 vectors" in gap and old.url in gap and "repair" in gap
+        report = moved.ingestor.repair()  # what `newsdesk ingest` and the bot's start do first
+        assert len(report.updated) == 4 and vector_gap(moved.store) == ""
+        assert_whole(moved)
+        assert moved.search("harbour ferry number 13", k=1)[0].title == titles[1]
+        assert new.url in (moved.store.get_meta("vector_store") or "")
+        moved.store.close()
+    finally:
+        old.stop()
+        new.stop()
 
 
 # -- 7. the operator's disk and token ---------------------------------------------------------
