@@ -185,7 +185,9 @@ def _write_json(path: Path, data: object) -> None:
 async def start(app: Application, desk: Desk) -> None:
     """At bot start-up: take index/'s writer lock, repair, then watch the inbox."""
     s = desk.settings
-    await asyncio.to_thread(desk.index_lock.acquire, "serve", s.lock_timeout, log.warning, True)
+    shared = await asyncio.to_thread(
+        desk.index_lock.acquire, "serve", s.lock_timeout, log.warning, True
+    )
 
     def repair() -> IngestReport:
         with desk.write_lock:
@@ -194,13 +196,14 @@ async def start(app: Application, desk: Desk) -> None:
     try:
         report = await asyncio.to_thread(repair)
     except BaseException:
-        desk.index_lock.release()
+        if not shared:
+            desk.index_lock.release()
         raise
     for name, reason in report.failed:
         log.warning("start-up repair: %s failed: %s", name, reason)
     stopping = asyncio.Event()
     task = asyncio.create_task(_watch(desk, s.inbox_interval, stopping))
-    app.bot_data[STATE] = (task, stopping, desk)
+    app.bot_data[STATE] = (task, stopping, None if shared else desk.index_lock)
 
 
 async def stop(app: Application) -> None:
@@ -208,10 +211,11 @@ async def stop(app: Application) -> None:
     state = app.bot_data.pop(STATE, None)
     if state is None:
         return
-    task, stopping, desk = state
+    task, stopping, lock = state
     stopping.set()
     await task
-    desk.index_lock.release()
+    if lock is not None:
+        lock.release()
 
 
 async def _watch(desk: Desk, interval: float, stopping: asyncio.Event) -> None:

@@ -78,6 +78,8 @@ class IndexLock:
                 break
             except Timeout:
                 holder = self.holder()
+                if holder and holder.bot and bot and holder.pid == os.getpid():
+                    return holder  # another Application in this process: it shares the lock
                 if holder and holder.bot and bot:
                     raise WriterBusy(
                         f"another newsdesk bot ({holder}) already serves {self.index_dir}: "
@@ -101,9 +103,11 @@ class IndexLock:
         return None
 
     def release(self) -> None:
+        """Undo one acquire (two bots on one Desk in one process share it)."""
         if self._lock.is_locked:
-            self.info.unlink(missing_ok=True)
-            self._lock.release(force=True)
+            if self._lock.lock_counter == 1:
+                self.info.unlink(missing_ok=True)
+            self._lock.release()
 
     def holder(self) -> Holder | None:
         """Who holds the lock, as they wrote it on taking it.
