@@ -162,6 +162,7 @@ class Ingestor:
         """
         row = self.resolve(article_id)
         path = Path(row.path)
+        self.store.collection.count()  # a vector store that is down fails here, before any step
         self.store.mark([row.id], "removing")
         self._delete_file(path)
         self.store.delete_article(row.id)

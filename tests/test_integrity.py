@@ -521,12 +521,12 @@ def test_full_disk_is_one_line_and_the_next_run_converges(
             "title": f"Story {i}",
             "text": " ".join(f"Fact {i}-{j} holds." for j in range(120)),
         }
-        for i in range(150)
+        for i in range(60)
     ]
     jsonl = tmp_path / "archive.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
     index = tmp_path / "index"
-    with tmpfs(index, "1500k"):
+    with tmpfs(index, "600k"):
         result = newsdesk(tmp_path, "ingest", str(jsonl))
         assert result.returncode == 1, result.stderr
         assert "no space left on the device" in result.stderr
@@ -536,7 +536,7 @@ def test_full_disk_is_one_line_and_the_next_run_converges(
         desk.ingestor.repair()
         report = desk.ingestor.ingest([jsonl])
         assert report.failed == []
-        assert len(desk.store.articles()) == 150
+        assert len(desk.store.articles()) == 60
         assert_whole(desk)
         desk.store.close()
 
