@@ -17,7 +17,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NEWSDESK_CORPUS_DIR=/app/corpus \
     NEWSDESK_INDEX_DIR=/app/index \
     NEWSDESK_HEALTH_HOST=0.0.0.0 \
-    NEWSDESK_HEALTH_PORT=8080
+    NEWSDESK_HEALTH_PORT=8080 \
+    NEWSDESK_WEBHOOK_LISTEN=0.0.0.0:8443
 
 WORKDIR /app
 
@@ -59,8 +60,11 @@ VOLUME ["/app/corpus", "/app/index"]
 
 # The health endpoint: GET http://127.0.0.1:${NEWSDESK_HEALTH_PORT:-8080}/healthz, checked
 # with the standard library (no curl in slim images); any error or non-2xx status exits 1.
-# The bot itself long-polls Telegram and needs no inbound port.
-EXPOSE 8080
+# By default the bot long-polls Telegram and needs no inbound port. With NEWSDESK_WEBHOOK_URL
+# set it takes updates on 8443 (all interfaces inside the container: publish it only to your
+# TLS proxy); each must carry the secret token (NEWSDESK_WEBHOOK_SECRET, or one generated at
+# start), others get 403.
+EXPOSE 8080 8443
 HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('NEWSDESK_HEALTH_PORT') or '8080'; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=5)"]
 

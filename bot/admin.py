@@ -95,7 +95,10 @@ def summary_html(report: IngestReport) -> str:
         lines.append(f"• unchanged: {render.esc(a.title)} (<code>{a.id}</code>)")
     for name, reason in report.failed[:LISTED]:
         lines.append(f"• failed: {render.esc(name)}: {render.esc(reason)}")
-    hidden = len(changed) + len(report.unchanged) + len(report.failed) - (len(lines) - 1)
+    for name, note in report.notes[:LISTED]:
+        lines.append(f"• note: {render.esc(name)}: {render.esc(note)}")
+    shown = len(changed) + len(report.unchanged) + len(report.failed) + len(report.notes)
+    hidden = shown - (len(lines) - 1)
     if hidden > 0:
         lines.append(f"… and {hidden} more (see /docs)")
     return render.pack(["\n".join(lines)])[0]

@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from telegram import BotCommandScopeChat, Update
 from telegram.error import TelegramError
@@ -26,6 +25,7 @@ from bot.desk import Desk
 from bot.errors import NewsdeskError
 from bot.journal import Journal
 from bot.metrics import HealthServer, Metrics
+from bot.webhook import webhook_from
 
 log = logging.getLogger(__name__)
 
@@ -154,20 +154,28 @@ async def health(desk: Desk) -> dict[str, object]:
     return await asyncio.to_thread(counts)
 
 
-def serve(
-    settings: Settings, webhook_url: str = "", listen: str = "0.0.0.0:8443", secret_token: str = ""
-) -> None:
-    """Long polling until interrupted, or a webhook server when `webhook_url` is given."""
-    app = build_application(settings, Desk(settings))
-    if not webhook_url:
+def serve(settings: Settings, desk: Desk | None = None) -> None:
+    """Long polling until interrupted, or a webhook server when NEWSDESK_WEBHOOK_URL is set.
+
+    A webhook always checks Telegram's secret-token header: PTB's server answers 403 to any
+    POST without the right one, so nobody who merely reaches the port can forge updates."""
+    hook = webhook_from(settings) if settings.webhook_url else None  # bad settings: fail first
+    app = build_application(settings, desk or Desk(settings))
+    if hook is None:
         app.run_polling(allowed_updates=Update.ALL_TYPES)
         return
-    host, _, port = listen.rpartition(":")
+    protect_logs(hook.secret)  # redacted like the token, should anything ever log it
+    if hook.generated:
+        log.info(
+            "webhook: generated a random secret token for this run (set "
+            "NEWSDESK_WEBHOOK_SECRET or --secret-token to choose one)"
+        )
+    log.info("webhook: listening on %s:%d for %s", hook.host, hook.port, hook.url)
     app.run_webhook(
-        listen=host or "0.0.0.0",
-        port=int(port),
-        url_path=urlsplit(webhook_url).path.lstrip("/"),
-        webhook_url=webhook_url,
-        secret_token=secret_token or None,
+        listen=hook.host,
+        port=hook.port,
+        url_path=hook.path,
+        webhook_url=hook.url,
+        secret_token=hook.secret,
         allowed_updates=Update.ALL_TYPES,
     )

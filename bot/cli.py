@@ -308,20 +308,44 @@ def eval_one(desk: Desk, item: dict[str, Any]) -> dict[str, Any]:
 @app.command()
 def serve(
     webhook_url: Annotated[
-        str, typer.Option(help="Public HTTPS URL Telegram posts updates to (webhook mode).")
-    ] = "",
+        str | None,
+        typer.Option(
+            help="Public HTTPS URL Telegram posts updates to (webhook mode; default: "
+            "NEWSDESK_WEBHOOK_URL, else long polling).",
+            show_default=False,
+        ),
+    ] = None,
     listen: Annotated[
-        str, typer.Option(help="HOST:PORT the webhook server binds (behind your proxy).")
-    ] = "0.0.0.0:8443",
+        str | None,
+        typer.Option(
+            help="HOST:PORT the webhook server binds (default: NEWSDESK_WEBHOOK_LISTEN, else "
+            "127.0.0.1:8443, behind your TLS proxy).",
+            show_default=False,
+        ),
+    ] = None,
     secret_token: Annotated[
-        str, typer.Option(help="Telegram sends it with every update; others are refused.")
-    ] = "",
+        str | None,
+        typer.Option(
+            help="Telegram sends it with every update; other requests get 403 (default: "
+            "NEWSDESK_WEBHOOK_SECRET, else a random one at each start).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the Telegram bot: long polling, or a webhook with --webhook-url."""
+    from pydantic import SecretStr
+
     from bot.app import serve as run_bot
 
     logging.getLogger().setLevel(logging.INFO)
-    run_bot(Settings(), webhook_url, listen, secret_token)
+    given = {"webhook_url": webhook_url, "webhook_listen": listen}
+    update: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if secret_token is not None:
+        update["webhook_secret"] = SecretStr(secret_token)
+    settings = Settings().model_copy(update=update)
+    if (listen is not None or secret_token is not None) and not settings.webhook_url:
+        raise NewsdeskError("--listen and --secret-token are for webhook mode: add --webhook-url")
+    run_bot(settings)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[list[int], NoDecode]
+NetworkList = Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -30,7 +32,11 @@ class Settings(BaseSettings):
 
     # Ingestion
     max_file_mb: float = 20.0
-    fetch_timeout: float = 20.0
+    fetch_timeout: float = 20.0  # seconds for a whole download, redirects included
+    # Networks (CIDR) that URLs may reach besides the public internet, e.g. "10.1.0.0/16" for
+    # an intranet archive. Loopback, private, link-local and other non-global addresses are
+    # refused unless listed here.
+    fetch_allowed_networks: NetworkList = Field(default_factory=list)
 
     # Embedding
     embedding_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
@@ -52,7 +58,9 @@ class Settings(BaseSettings):
     llm_base_url: str = ""  # e.g. https://api.openai.com/v1, http://localhost:11434/v1
     llm_model: str = ""
     llm_api_key: SecretStr = SecretStr("")
-    llm_timeout: float = 30.0  # seconds per request; on failure the answer is extractive
+    # Seconds for a whole answer from the model (connect, every read, the full stream); past
+    # it the answer is extractive, with a note. The follow-up rewrite gets a quarter of it.
+    llm_timeout: float = 30.0
 
     # Telegram
     telegram_token: SecretStr = SecretStr("")
@@ -61,6 +69,11 @@ class Settings(BaseSettings):
     allowed_chats: IdList = Field(default_factory=list)
     admins: IdList = Field(default_factory=list)
     rate_limit_per_minute: int = 10
+    # Webhook mode (`newsdesk serve --webhook-url`); an empty URL means long polling.
+    webhook_url: str = ""  # the public HTTPS URL Telegram posts updates to
+    webhook_listen: str = "127.0.0.1:8443"  # behind a TLS proxy; 0.0.0.0:8443 in Docker
+    # Telegram sends it with every update; empty: a random one is generated at each start.
+    webhook_secret: SecretStr = SecretStr("")
 
     # Operations
     health_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
@@ -75,6 +88,16 @@ class Settings(BaseSettings):
             return [int(v) for v in value.replace(",", " ").split()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("fetch_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """Accept "10.0.0.0/8, fd00::/8" (host bits may be set: 10.1.2.3/16 is 10.1.0.0/16)."""
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if isinstance(value, list | tuple):
+            return [ipaddress.ip_network(str(v), strict=False) for v in value]
         return value
 
     @property

@@ -14,6 +14,7 @@ from bot.chunk import Chunker
 from bot.config import Settings
 from bot.corpus import Corpus
 from bot.embed import Embedder
+from bot.fetch import Fetcher
 from bot.ingest import Ingestor
 from bot.lock import IndexLock
 from bot.manifest import BuiltWith, check
@@ -56,8 +57,15 @@ class Desk:
             s.chunk_tokens,
             s.chunk_overlap_tokens,
         )
+        fetcher = Fetcher(s.fetch_allowed_networks, s.fetch_timeout, s.max_file_bytes)
         return Ingestor(
-            self.corpus, self.store, self.embedder, chunker, s.max_file_bytes, s.fetch_timeout
+            self.corpus,
+            self.store,
+            self.embedder,
+            chunker,
+            s.max_file_bytes,
+            s.fetch_timeout,
+            fetcher=fetcher,
         )
 
     @cached_property

@@ -25,6 +25,10 @@ class FetchError(InputError):
     """A URL could not be fetched or held no article."""
 
 
+class BlockedAddress(FetchError):
+    """A URL (or a redirect) leads to an address the operator has not allowed (SSRF guard)."""
+
+
 class NotFound(NewsdeskError):
     """No article with that id."""
 

@@ -48,7 +48,7 @@ def report_lines(report: IngestReport) -> list[tuple[str, bool]]:
             chunks = report.chunks.get(a.id, 0)
             lines.append((f"{label:9} {a.id}  {a.title[:70]}  ({chunks} chunks)", False))
     lines += [(f"failed    {name}: {reason}", True) for name, reason in report.failed]
-    lines += [(f"note: {note}", True) for note in report.notes]
+    lines += [(f"note      {name}: {note}", True) for name, note in report.notes]
     lines.append(
         (
             f"{len(report.added)} added, {len(report.unchanged)} unchanged, "

@@ -23,8 +23,9 @@ from bot.chunk import Chunker, embed_text
 from bot.corpus import Corpus, assign_id, content_hash
 from bot.embed import Embedder
 from bot.errors import InputError, NewsdeskError, NotFound, StorageError, storage_problem
+from bot.fetch import Fetcher
 from bot.models import Article, Chunk, IngestReport
-from bot.parse import apply_metadata, parse
+from bot.parse import Item, apply_metadata, iter_parse
 from bot.store import HEX_PREFIX, ArticleRow, Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Ingestor:
         chunker: Chunker,
         max_bytes: int,
         fetch_timeout: float = 20.0,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self.corpus = corpus
         self.store = store
@@ -62,6 +64,8 @@ class Ingestor:
         self.chunker = chunker
         self.max_bytes = max_bytes
         self.fetch_timeout = fetch_timeout
+        # Without one given: public addresses only, nothing on the local network.
+        self.fetcher = fetcher or Fetcher(timeout=fetch_timeout, max_bytes=max_bytes)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -93,8 +97,9 @@ class Ingestor:
     ) -> IngestReport:
         """Parse and ingest sources; `metadata` (an admin's caption) overrides what was parsed.
 
-        `force` re-embeds articles even when unchanged (reindex). Each document that fails
-        is reported with its reason and the rest goes on.
+        Each failure (a whole document, or one JSONL line with its number) is reported and the
+        rest goes on. A JSONL is streamed: its articles are indexed as they are read.
+        `force` re-embeds articles even when unchanged (reindex).
         """
         if not force:
             self._check_built_with()
@@ -104,21 +109,61 @@ class Ingestor:
             if isinstance(source, InputError):
                 report.failed.append((name, str(source)))
                 continue
+            lines = source.kind == "jsonl"
+            first_seen: dict[str, int] = {}  # article id -> the JSONL line that had it
             try:
-                parsed = parse(source)
+                if lines:
+                    run.expect(source.count_lines())
+                for item in iter_parse(source):
+                    article = self._checked(name, item, metadata, first_seen, report)
+                    if article is not None:
+                        run.expect(0 if lines else 1)
+                        run.guarded_add(item.where if item.line else name, article, source.path)
+                    elif lines:
+                        run.expect(-1)  # a failed line is no article to wait for
             except InputError as exc:
                 report.failed.append((name, str(exc)))
-                continue
+            except (OSError, sqlite3.Error, NewsdeskError):
+                raise  # the disk or the index, not this document: every later one would fail
             except Exception:  # a parser bug must not cost the rest of the batch
                 log.exception("parsing %s failed", name)
                 report.failed.append((name, INTERNAL))
-                continue
-            report.failed += parsed.failures
-            run.expect(len(parsed.articles))
-            for article in parsed.articles:
-                run.guarded_add(name, apply_metadata(article, metadata or {}), source.path)
         run.finish()
         return report
+
+    def _checked(
+        self,
+        name: str,
+        item: Item,
+        metadata: dict[str, str] | None,
+        first_seen: dict[str, int],
+        report: IngestReport,
+    ) -> Article | None:
+        """The item's article with the caption applied, or None after reporting why not."""
+        name = item.where if item.line else name  # "archive.jsonl:12", or the document
+        if item.article is None:
+            report.failed.append((name, item.error))
+            return None
+        try:
+            article = apply_metadata(item.article, metadata or {}, item.notes)
+        except InputError as exc:
+            report.failed.append((name, str(exc)))
+            return None
+        report.notes += [(name, note) for note in item.notes]
+        if item.line:  # a JSONL line: one version of an article per file
+            key = assign_id(article)
+            if key in first_seen:
+                basis = "id" if article.id else "url" if article.url else "title and text"
+                report.failed.append(
+                    (
+                        name,
+                        f"duplicate of line {first_seen[key]} (same {basis}): "
+                        "this line was not ingested",
+                    )
+                )
+                return None
+            first_seen[key] = item.line
+        return article
 
     def reindex(self, bar: bool = False) -> IngestReport:
         """Rebuild the index from corpus/, article by article, without emptying it first.
@@ -211,7 +256,7 @@ class Ingestor:
                 try:
                     self._delete_file(Path(row.path))
                 except StorageError as exc:
-                    report.notes.append(f"article {row.id} stays hidden, not yet removed: {exc}")
+                    report.notes.append((row.id, f"stays hidden, not yet removed: {exc}"))
                     continue
                 self.store.delete_article(row.id)
         rows = [r for r in rows if r.state != "removing"]
@@ -231,7 +276,7 @@ class Ingestor:
                 "deleted on purpose, run `newsdesk repair --prune`"
             )
             log.warning("%s", note)
-            report.notes.append(note)
+            report.notes.append((str(self.corpus.root), note))
         lost = {str(r.path) for r in gone}
         todo = [Path(r.path) for r in rows if r.state != "ready" and r.path not in lost]
         todo += [p for p in self.corpus.paths() if str(p) not in known]
@@ -300,7 +345,7 @@ class Ingestor:
             text = str(item)
             if text.startswith(("http://", "https://")):
                 try:
-                    yield text, sources.from_url(text, self.max_bytes, self.fetch_timeout)
+                    yield text, sources.from_url(text, self.fetcher)
                 except InputError as exc:
                     yield text, exc
                 continue

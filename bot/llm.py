@@ -17,7 +17,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
@@ -33,7 +33,9 @@ from bot.answer import (
     query_terms,
     split_sentences,
 )
+from bot.claims import CITE, cited_numbers, distinct, passages_block, split_claims, tidy, visible
 from bot.conversation import TURNS_KEPT, Conversation
+from bot.llm_io import SHARED, ModelLoop, reply
 from bot.models import Answer, Citation, Passage
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ UNVERIFIED_NOTE = (
 )
 MAX_RETRIES = 1  # per request, on connection errors, timeouts, 429 and 5xx (with backoff)
 MAX_OUTPUT_TOKENS = 700
+VERIFIED_PER_SENTENCE = 3  # claims checked per sentence shown: bounds the work on long output
+REWRITE_SHARE = 0.25  # of the answer's deadline, for the follow-up rewrite before it
 
 SYSTEM_PROMPT = f"""You are a careful research assistant for journalists. You answer the \
 question using ONLY the numbered news passages in the user's message.
@@ -69,14 +73,6 @@ for a news archive. Use the earlier questions only to resolve what the follow-up
 (people, places, events). If the question already stands alone, return it unchanged. Reply \
 with the query only, on one line, without quotes or explanation."""
 
-# [1], [1, 2], [1; 2], and the [Passage 1] / [source 2] some models write.
-_REF = r"(?:(?:passages?|sources?)\s*)?\d+"
-_REFS = rf"\s*{_REF}(?:\s*[,;]\s*{_REF})*\s*"
-CITE = re.compile(rf"\[({_REFS})\]", re.IGNORECASE)
-LEADING_CITES = re.compile(rf"^((?:\s*\[{_REFS}\])+)\s*(.*)$", re.DOTALL | re.IGNORECASE)
-THINKING = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)  # reasoning models' scratchpad
-BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
-DELIMITER = re.compile(r"<\s*/?\s*passages?\b[^>]*>", re.IGNORECASE)
 # The model saying, in its own words, that the passages do not answer the question.
 DECLINED = re.compile(
     r"NOT IN (?:THE )?SOURCES|\b(?:passages?|sources?|articles?)\b[^.]{0,40}"
@@ -103,67 +99,6 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
     )
 
 
-def content_text(content: str | list[Any]) -> str:
-    """A message's text, whether the provider sent a string or content blocks."""
-    if isinstance(content, str):
-        return content
-    parts = [p if isinstance(p, str) else p.get("text", "") for p in content]
-    return "".join(p for p in parts if isinstance(p, str))
-
-
-def passages_block(passages: list[Passage]) -> str:
-    """The data section: numbered passages with title, outlet and date, delimiters defused."""
-
-    def clean(text: str) -> str:
-        return DELIMITER.sub(" ", text)
-
-    items = []
-    for n, p in enumerate(passages, start=1):
-        meta = [f"Title: {clean(' '.join(p.title.split()))}"]
-        if p.source:
-            meta.append(f"Outlet: {clean(p.source)}")
-        if p.published:
-            meta.append(f"Date: {p.published.isoformat()}")
-        items.append(f'<passage id="{n}">\n[{n}] ' + "\n".join(meta) + "\n\n")
-        items[-1] += clean(p.chunk.text.strip()) + "\n</passage>"
-    return "<passages>\n" + "\n".join(items) + "\n</passages>"
-
-
-def split_claims(text: str) -> list[str]:
-    """The model's answer as sentences, with citations written after the full stop kept."""
-    import pysbd
-
-    segmenter = pysbd.Segmenter(language="en", clean=False)
-    claims: list[str] = []
-    for line in text.splitlines():
-        line = BULLET.sub("", line).strip()
-        if not line:
-            continue
-        for segment in segmenter.segment(line):
-            segment = segment.strip()
-            match = LEADING_CITES.match(segment)
-            if match and claims:  # "… in 2019. [1] The …": the [1] belongs to the sentence before
-                claims[-1] += " " + match.group(1).strip()
-                segment = match.group(2).strip()
-            if segment:
-                claims.append(segment)
-    return claims
-
-
-def cited_numbers(marker: str) -> list[int]:
-    return [int(n) for n in re.findall(r"\d+", marker)]
-
-
-def visible(text: str) -> str:
-    """The model's answer without a reasoning model's <think> block (closed or still open)."""
-    return THINKING.sub("", text).strip()
-
-
-def tidy(text: str) -> str:
-    text = re.sub(r"[ \t]+", " ", text)
-    return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
-
-
 @dataclass
 class Quote:
     passage: Passage
@@ -181,16 +116,25 @@ class LLMComposer:
         fallback: ExtractiveComposer,
         max_sentences: int = 5,
         min_support: float = 0.2,
+        deadline: float = 30.0,
+        io: ModelLoop = SHARED,
     ) -> None:
         self.model = model
         self.fallback = fallback
         self.embedder = fallback.embedder
         self.max_sentences = max_sentences
         self.min_support = min_support  # cosine of claim to its best quote, below: unsupported
+        self.deadline = deadline  # seconds for a whole answer from the model, streamed or not
+        self.io = io
 
     @classmethod
     def from_settings(cls, settings: Settings, fallback: ExtractiveComposer) -> LLMComposer:
-        return cls(make_chat_model(settings), fallback)
+        return cls(
+            make_chat_model(settings),
+            fallback,
+            max_sentences=settings.answer_sentences,
+            deadline=settings.llm_timeout,
+        )
 
     # -- composing ---------------------------------------------------------------------------
 
@@ -198,8 +142,7 @@ class LLMComposer:
         if not self.answerable(question, passages):
             return self.fallback.compose(question, vector, passages)
         try:
-            reply = self.model.invoke(self.messages(question, passages))
-            text = content_text(reply.content)
+            text = self.io.run(reply(self.model, self.messages(question, passages), self.deadline))
         except Exception as exc:
             return self.failed(exc, question, vector, passages)
         return self.verify(question, vector, passages, text)
@@ -211,26 +154,31 @@ class LLMComposer:
         if not self.answerable(question, passages):
             yield await asyncio.to_thread(self.fallback.compose, question, vector, passages)
             return
-        text = ""
-        failure: Exception | None = None
-        stream = self.model.astream(self.messages(question, passages))
-        while True:
-            try:
-                chunk = await anext(stream)
-            except StopAsyncIteration:
-                break
-            except Exception as exc:
-                failure = exc
-                break
-            piece = content_text(chunk.content)
-            if piece:
-                text += piece
-                if shown := visible(text):
+        caller = asyncio.get_running_loop()
+        texts: asyncio.Queue[str] = asyncio.Queue()
+
+        def on_text(text: str) -> None:  # called on the model's loop
+            caller.call_soon_threadsafe(texts.put_nowait, text)
+
+        messages = self.messages(question, passages)
+        written = asyncio.wrap_future(
+            self.io.submit(reply(self.model, messages, self.deadline, on_text))
+        )
+        try:
+            while not written.done():
+                next_text = asyncio.ensure_future(texts.get())
+                await asyncio.wait({next_text, written}, return_when=asyncio.FIRST_COMPLETED)
+                if not next_text.done():
+                    next_text.cancel()
+                elif shown := visible(next_text.result()):
                     yield shown
-        if failure is not None:
-            yield await asyncio.to_thread(self.failed, failure, question, vector, passages)
-        else:
-            yield await asyncio.to_thread(self.verify, question, vector, passages, text)
+            text = written.result()
+        except Exception as exc:
+            yield await asyncio.to_thread(self.failed, exc, question, vector, passages)
+            return
+        finally:
+            written.cancel()  # the reader went away: stop the model's stream too
+        yield await asyncio.to_thread(self.verify, question, vector, passages, text)
 
     def answerable(self, question: str, passages: list[Passage]) -> bool:
         """The extractive composer's abstention rule: weak evidence never reaches the model."""
@@ -249,7 +197,14 @@ class LLMComposer:
     def failed(
         self, exc: BaseException, question: str, vector: np.ndarray, passages: list[Passage]
     ) -> Answer:
-        log.warning("language model failed (%s); answering extractively", type(exc).__name__)
+        if isinstance(exc, TimeoutError):
+            log.warning(
+                "language model failed (TimeoutError: no complete answer within %.1f s); "
+                "answering extractively",
+                self.deadline,
+            )
+        else:
+            log.warning("language model failed (%s); answering extractively", type(exc).__name__)
         return self.extractive(question, vector, passages, UNAVAILABLE_NOTE)
 
     def extractive(
@@ -271,9 +226,10 @@ class LLMComposer:
             return self.failed(ValueError("empty model output"), question, vector, passages)
         if NO_ANSWER in raw.upper():
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        claims = split_claims(raw)
+        claims = distinct(split_claims(raw))
         cited = [(c, self.valid_refs(c, len(passages))) for c in claims]
         cited = [(c, refs) for c, refs in cited if refs]
+        cited = cited[: self.max_sentences * VERIFIED_PER_SENTENCE]
         if not cited:
             if DECLINED.search(raw):
                 return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
@@ -299,6 +255,8 @@ class LLMComposer:
                 sentence = f"{sentence} " + "".join(f"[{n}]" for n in by_passage.values())
             # "… 2019. [1]" -> "… 2019 [1]."
             sentences.append(re.sub(r"\s*([.!?])\s*((?:\[\d+\])+)$", r" \2\1", sentence))
+            if len(sentences) == self.max_sentences:
+                break  # the configured length, as for extractive answers
         if not sentences:
             log.warning("language model answer had no supported citation; answering extractively")
             return self.extractive(question, vector, passages, UNVERIFIED_NOTE)
@@ -394,14 +352,15 @@ class LLMComposer:
         if not history:
             return question
         earlier = "\n".join(f"- {h}" for h in history[-TURNS_KEPT:])
+        messages: list[BaseMessage] = [
+            SystemMessage(REWRITE_PROMPT),
+            HumanMessage(f"Earlier questions:\n{earlier}\n\nFollow-up: {question}"),
+        ]
         try:
-            reply = self.model.invoke(
-                [
-                    SystemMessage(REWRITE_PROMPT),
-                    HumanMessage(f"Earlier questions:\n{earlier}\n\nFollow-up: {question}"),
-                ]
+            text = self.io.run(
+                reply(self.model, messages, self.deadline * REWRITE_SHARE, max_chars=2000)
             )
-            lines = [x for x in content_text(reply.content).splitlines() if x.strip()]
+            lines = [x for x in text.splitlines() if x.strip()]
             query = re.sub(r"^(?:standalone\s+)?query:\s*", "", lines[0].strip(), flags=re.I)
             query = query.strip().strip("\"'“”").strip()
             if not query or len(query) > 400:

@@ -98,7 +98,7 @@ class IngestReport:
     unchanged: list[Article] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     chunks: dict[str, int] = field(default_factory=dict)  # article id -> chunks stored
-    notes: list[str] = field(default_factory=list)  # what the operator should know (not failures)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (name, e.g. "title cut …")
 
     def merge(self, other: IngestReport) -> None:
         """Add a later part of the same run: what it found unchanged because this part had just

@@ -1,20 +1,49 @@
-"""Bytes -> Articles: Markdown with front matter, plain text, HTML, PDF, DOCX and JSONL."""
+"""Bytes -> Articles: Markdown with front matter, plain text, HTML, PDF, DOCX and JSONL.
+
+Every parser either returns valid articles or raises InputError with a reason: hostile or
+broken input (bombs, deep nesting, impossible dates, junk bytes) never escapes as another
+exception. A JSONL document is parsed line by line; a bad line is one failure with its number.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
-import yaml
-
+from bot.docx_reader import read_docx
 from bot.errors import EmptyDocument, InputError
+from bot.metadata import (
+    ALIASES,
+    apply_metadata,
+    article_from_fields,
+    clean_text,
+    load_front_matter,
+    metadata_lines,
+    parse_date,
+    split_title,
+)
 from bot.models import Article
-from bot.sources import Source
+from bot.sources import Source, mb
+
+__all__ = [
+    "ALIASES",
+    "Item",
+    "Parsed",
+    "apply_metadata",
+    "article_from_fields",
+    "clean_text",
+    "iter_parse",
+    "metadata_lines",
+    "parse",
+    "parse_date",
+    "split_title",
+]
+log = logging.getLogger(__name__)
 
 # A web page is taken for an article only with this much running text (see check_article_text).
 MIN_ARTICLE_CHARS = 150
@@ -28,50 +57,57 @@ PAYWALL_TEXT = re.compile(
 )
 HTML_LANG = re.compile(rb"<html[^>]*?\slang=[\"']?([a-zA-Z]{2,3})", re.IGNORECASE)
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n?", re.DOTALL)
-# Metadata keys accepted from front matter, JSONL and captions, mapped to Article fields.
-ALIASES = {
-    "title": "title",
-    "headline": "title",
-    "text": "text",
-    "body": "text",
-    "source": "source",
-    "outlet": "source",
-    "publisher": "source",
-    "sitename": "source",
-    "published": "published",
-    "date": "published",
-    "publish_date": "published",
-    "url": "url",
-    "link": "url",
-    "language": "language",
-    "lang": "language",
-    "authors": "authors",
-    "author": "authors",
-    "license": "license",
-    "attribution": "attribution",
-    "id": "id",
-    "doc_id": "id",
-}
+# Inline styles that hide an element from readers: its text is not part of the article.
+HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+@dataclass
+class Item:
+    """One article of a document, or why one part of it (a JSONL line) failed."""
+
+    where: str  # the document's name, or "name:line" for a JSONL line
+    article: Article | None = None
+    error: str = ""
+    notes: list[str] = field(default_factory=list)  # what was cut, e.g. an over-long title
+    line: int = 0  # its line number in a JSONL, else 0
 
 
 @dataclass
 class Parsed:
-    """The articles a document held, and the parts of it that failed (JSONL lines)."""
+    """The articles a document held, the parts that failed and the notes (JSONL lines)."""
 
     articles: list[Article] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse(source: Source) -> Parsed:
-    """Parse a document into articles; raise InputError when none can be read."""
-    parser = PARSERS[source.kind]
-    parsed = parser(source)
-    for article in parsed.articles:
-        if not article.url and source.url:
-            article.url = source.url
-    if not parsed.articles and not parsed.failures:
-        raise EmptyDocument("no article text found")
+    """Parse a whole document into articles; raise InputError when none can be read."""
+    parsed = Parsed()
+    for item in iter_parse(source):
+        if item.article is not None:
+            parsed.articles.append(item.article)
+        else:
+            parsed.failures.append((item.where, item.error))
+        parsed.notes += [(item.where, note) for note in item.notes]
     return parsed
+
+
+def iter_parse(source: Source) -> Iterator[Item]:
+    """The document's articles one by one (a JSONL is never held whole in memory)."""
+    if source.kind == "jsonl":
+        empty = True
+        for item in iter_jsonl(source):
+            empty = False
+            yield item
+        if empty:
+            raise EmptyDocument("no article text found")
+        return
+    notes: list[str] = []
+    article = PARSERS[source.kind](source, notes)
+    if not article.url and source.url:
+        article.url = source.url
+    yield Item(source.name, article, notes=notes)
 
 
 def decode(data: bytes) -> str:
@@ -83,123 +119,47 @@ def decode(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def clean_text(text: str) -> str:
-    """The article body as stored: normalised newlines, no outer blank space."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
-
-
-def parse_date(value: Any) -> dt.date | None:
-    """ISO dates, datetimes and YYYY/MM/DD; anything unreadable is None, never a guess."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    text = str(value).strip().replace("/", "-")
-    try:
-        return dt.date.fromisoformat(text[:10])
-    except ValueError:
-        return None
-
-
-def article_from_fields(fields: dict[str, Any], text: str | None = None) -> Article:
-    """Build an Article from loosely named metadata (front matter, a JSONL record, a caption)."""
-    meta: dict[str, Any] = {}
-    for key, value in fields.items():
-        target = ALIASES.get(str(key).lower())
-        if target and target not in meta and value not in (None, ""):
-            meta[target] = value
-    body = clean_text(str(text if text is not None else meta.get("text", "")))
-    title = " ".join(str(meta.get("title", "")).split())
-    authors = meta.get("authors", [])
-    if isinstance(authors, str):
-        authors = [a.strip() for a in re.split(r"[,;]| and ", authors) if a.strip()]
-    published = parse_date(meta.get("published"))
-    if meta.get("published") and published is None:
-        raise InputError(f"unreadable date {meta['published']!r}: use YYYY-MM-DD")
-    if not body:
-        raise EmptyDocument("no article text")
-    if not title:
-        title, body = split_title(body)
-    return Article(
-        title=title,
-        text=body,
-        source=str(meta.get("source", "")).strip(),
-        published=published,
-        url=str(meta.get("url", "")).strip(),
-        language=str(meta.get("language", "")).strip(),
-        authors=[str(a) for a in authors],
-        license=str(meta.get("license", "")).strip(),
-        attribution=str(meta.get("attribution", "")).strip(),
-        id=str(meta.get("id", "")).strip(),
-    )
-
-
-def metadata_lines(text: str) -> dict[str, str]:
-    """`source: Reuters` / `date: 2025-11-20` / `url: https://…` lines (a Telegram caption)."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() in ALIASES and value.strip():
-            fields[ALIASES[key.strip().lower()]] = value.strip()
-    return fields
-
-
-def apply_metadata(article: Article, fields: dict[str, str]) -> Article:
-    """Override an article's metadata with what an admin stated (dates are checked)."""
-    for key, value in fields.items():
-        if key == "published":
-            day = parse_date(value)
-            if day is None:
-                raise InputError(f"unreadable date {value!r}: use YYYY-MM-DD")
-            article.published = day
-        elif key == "authors":
-            article.authors = [a.strip() for a in value.split(",") if a.strip()]
-        elif key in ("title", "source", "url", "language", "license", "attribution"):
-            setattr(article, key, value)
-    return article
-
-
-def split_title(text: str) -> tuple[str, str]:
-    """First non-empty line is the title; the rest is the body (or the whole if one line)."""
-    first, _, rest = text.strip().partition("\n")
-    title = first.strip().lstrip("#").strip()
-    rest = clean_text(rest)
-    return title[:300], rest or text.strip()
+def markdown_article(source: Source, notes: list[str]) -> Article:
+    text = decode(source.data)
+    fields: dict[Any, Any] = {}
+    match = FRONT_MATTER.match(text)
+    if match:
+        fields = load_front_matter(match.group(1))
+        text = text[match.end() :]
+    return article_from_fields(fields, text, notes)
 
 
 def parse_markdown(source: Source) -> Parsed:
-    text = decode(source.data)
-    fields: dict[str, Any] = {}
-    match = FRONT_MATTER.match(text)
-    if match:
-        try:
-            loaded = yaml.safe_load(match.group(1))
-        except yaml.YAMLError as exc:
-            raise InputError(f"front matter is not valid YAML: {exc.__class__.__name__}") from exc
-        if not isinstance(loaded, dict):
-            raise InputError("front matter is not a YAML mapping")
-        fields = loaded
-        text = text[match.end() :]
-    return Parsed([article_from_fields(fields, text)])
+    """A Markdown document (corpus files are read back with this)."""
+    return Parsed([markdown_article(source, [])])
 
 
-def parse_text(source: Source) -> Parsed:
+def text_article(source: Source, notes: list[str]) -> Article:
     title, body = split_title(decode(source.data))
-    return Parsed([article_from_fields({"title": title}, body)])
+    return article_from_fields({"title": title}, body, notes)
 
 
-def parse_html(source: Source) -> Parsed:
+def html_article(source: Source, notes: list[str]) -> Article:
     import trafilatura  # slow import: only when HTML arrives
 
-    extracted = trafilatura.bare_extraction(
-        source.data,
-        url=source.url or None,
-        with_metadata=True,
-        include_comments=False,
-        include_tables=False,
-    )
+    try:
+        tree = trafilatura.load_html(source.data)
+        if tree is not None:
+            drop_hidden(tree)
+        extracted = (
+            trafilatura.bare_extraction(
+                tree,
+                url=source.url or None,
+                with_metadata=True,
+                include_comments=False,
+                include_tables=False,
+            )
+            if tree is not None
+            else None
+        )
+    except Exception as exc:  # trafilatura, htmldate and lxml fail in their own ways on junk
+        log.debug("HTML extraction failed", exc_info=True)
+        raise InputError(f"unreadable HTML page ({exc.__class__.__name__})") from exc
     # A trafilatura Document (a dict in older releases), or None when nothing was found.
     doc: dict[str, Any] = {}
     if isinstance(extracted, dict):
@@ -222,7 +182,30 @@ def parse_html(source: Source) -> Parsed:
         "author": doc.get("author") or "",
         "language": doc.get("language") or page_language(source.data),
     }
-    return Parsed([article_from_fields(fields, text)])
+    return article_from_fields(fields, text, notes)
+
+
+def drop_hidden(tree: Any) -> None:
+    """Remove what a reader never sees, so it cannot be indexed or quoted: elements with the
+    `hidden` attribute, `<template>` contents, and inline `display:none`/`visibility:hidden`.
+
+    `hidden="until-found"` stays: the browser shows it to a reader who searches the page.
+    (`aria-hidden="true"` and `display:none` are also dropped by trafilatura itself.)
+    """
+    doomed = [
+        el
+        for el in tree.iter()
+        if isinstance(el.tag, str)
+        and (
+            el.tag.lower() == "template"
+            or ("hidden" in el.attrib and el.get("hidden", "").lower() != "until-found")
+            or HIDDEN_STYLE.search(el.get("style") or "")
+        )
+    ]
+    for el in doomed:
+        parent = el.getparent()
+        if parent is not None:
+            el.drop_tree()  # keeps the text that follows the element
 
 
 def check_article_text(text: str, page: bytes) -> None:
@@ -256,64 +239,80 @@ def page_language(page: bytes) -> str:
     return match.group(1).decode("ascii").lower() if match else ""
 
 
-def parse_pdf(source: Source) -> Parsed:
+def pdf_article(source: Source, notes: list[str]) -> Article:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError
 
     try:
         reader = PdfReader(BytesIO(source.data))
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+    except LimitReachedError as exc:
+        raise InputError(f"PDF refused: a part inflates past pypdf's limits ({exc})") from exc
+    except Exception as exc:  # pypdf raises many kinds of errors on damaged or hostile files
+        log.debug("PDF parsing failed", exc_info=True)
         raise InputError(f"corrupt or unreadable PDF ({exc.__class__.__name__})") from exc
     text = "\n\n".join(p.strip() for p in pages if p.strip())
     if not text:
         raise EmptyDocument("PDF has no text layer (a scan?): run OCR first")
-    return Parsed([article_from_fields({"title": str(meta_title)}, text)])
+    return article_from_fields({"title": str(meta_title)}, text, notes)
 
 
-def parse_docx(source: Source) -> Parsed:
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-
+def docx_article(source: Source, notes: list[str]) -> Article:
     try:
-        document = docx.Document(BytesIO(source.data))
-    except (PackageNotFoundError, KeyError, ValueError) as exc:
+        title, author, paragraphs = read_docx(source.data)
+    except Exception as exc:  # zipfile and lxml raise their own errors on damaged files
+        log.debug("DOCX parsing failed", exc_info=True)
         raise InputError(f"corrupt or unreadable DOCX ({exc.__class__.__name__})") from exc
-    except Exception as exc:  # lxml raises its own tree errors on damaged XML
-        raise InputError(f"corrupt or unreadable DOCX ({exc.__class__.__name__})") from exc
-    props = document.core_properties
-    paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
     # The core "created" property is when the file was made, not a publication date: unused.
-    fields: dict[str, Any] = {"title": props.title or "", "author": props.author or ""}
-    return Parsed([article_from_fields(fields, "\n\n".join(paragraphs))])
+    fields: dict[str, Any] = {"title": title, "author": author}
+    return article_from_fields(fields, "\n\n".join(paragraphs), notes)
 
 
-def parse_jsonl(source: Source) -> Parsed:
-    parsed = Parsed()
-    for number, line in enumerate(decode(source.data).split("\n"), start=1):
+def iter_jsonl(source: Source) -> Iterator[Item]:
+    """One Item per non-blank line: its article, or why it failed (with the line number)."""
+    for number, line, size in source.lines():
+        where = f"{source.name}:{number}"
+        if line is None:
+            limit = mb(source.max_line_bytes)
+            reason = f"line is {mb(size)} MB, over the {limit} MB limit per article"
+            yield Item(where, error=reason, line=number)
+            continue
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
         if not line.strip():
             continue
-        where = f"{source.name}:{number}"
+        notes: list[str] = []
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise InputError("line is not a JSON object")
-            if not str(record.get("text", "")).strip():
-                raise EmptyDocument("no text")
-            parsed.articles.append(article_from_fields(record))
-        except json.JSONDecodeError as exc:
-            parsed.failures.append((where, f"invalid JSON ({exc.msg})"))
+            article = jsonl_article(line, notes)
         except InputError as exc:
-            parsed.failures.append((where, str(exc)))
-    return parsed
+            yield Item(where, error=str(exc), line=number)
+        else:
+            yield Item(where, article, notes=notes, line=number)
 
 
-PARSERS: dict[str, Callable[[Source], Parsed]] = {
-    "markdown": parse_markdown,
-    "text": parse_text,
-    "html": parse_html,
-    "pdf": parse_pdf,
-    "docx": parse_docx,
-    "jsonl": parse_jsonl,
+def jsonl_article(line: bytes, notes: list[str]) -> Article:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 text (bad byte at column {exc.start + 1})") from exc
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise InputError("invalid JSON (nested too deeply)") from exc
+    except ValueError as exc:  # Python reads integers of at most 4,300 digits
+        raise InputError("invalid JSON (a number too long to read)") from exc
+    if not isinstance(record, dict):
+        raise InputError("line is not a JSON object")
+    return article_from_fields(record, notes=notes)
+
+
+PARSERS: dict[str, Callable[[Source, list[str]], Article]] = {
+    "markdown": markdown_article,
+    "text": text_article,
+    "html": html_article,
+    "pdf": pdf_article,
+    "docx": docx_article,
 }

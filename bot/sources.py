@@ -1,16 +1,22 @@
-"""Raw documents: bytes plus a name and a media type, from a path or a URL, with size checks."""
+"""Raw documents: bytes plus a name and a media type, from a path or a URL, with size checks.
+
+A local JSONL file is the one exception to "bytes in memory": it is read line by line at parse
+time, and the size limit applies to each line (one article), not to the file.
+"""
 
 from __future__ import annotations
 
-import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
 from bot.errors import EmptyDocument, FetchError, InputError, TooLarge, UnsupportedFormat
+from bot.fetch import Fetcher, mb
 
 # File suffix -> the kind parse.py understands.
 KINDS = {
@@ -34,9 +40,13 @@ MEDIA_KINDS = {
     "application/jsonl": "jsonl",
     "application/x-ndjson": "jsonl",
 }
-# A DOCX whose parts would inflate past this is refused (zip bombs).
-MAX_UNZIPPED_BYTES = 200 * 1024 * 1024
-USER_AGENT = "Newsdesk/0.1 (+article ingest)"
+# A DOCX whose parts would inflate past these is refused (zip and XML bombs). A long article
+# with photos is a few MB of XML and some MB of images; python-docx holds every part in memory
+# and lxml needs several times an XML part's size to parse it.
+MAX_DOCX_UNZIPPED = 32 * 2**20
+MAX_DOCX_XML = 8 * 2**20
+MAX_DOCX_PARTS = 1000
+HEAD = 8192  # bytes looked at to tell text from binary
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,51 @@ class Source:
     data: bytes
     url: str = ""
     path: Path | None = None
+    # A local JSONL read from `path` line by line at parse time (`data` is then empty), each
+    # line at most `max_line_bytes`.
+    streamed: bool = False
+    max_line_bytes: int = 0
+
+    def open(self) -> BinaryIO:
+        """The document's bytes as a file: from disk when streamed, else from memory."""
+        if self.streamed and self.path is not None:
+            return self.path.open("rb")
+        return BytesIO(self.data)
+
+    def lines(self) -> Iterator[tuple[int, bytes | None, int]]:
+        """(number, line, size) for each line; `line` is None when over `max_line_bytes`
+        (skipped without being held in memory)."""
+        limit = self.max_line_bytes if self.streamed else 0
+        try:
+            with self.open() as handle:
+                number = 0
+                while line := handle.readline(limit + 1) if limit else handle.readline():
+                    number += 1
+                    if limit and len(line) > limit and not line.endswith(b"\n"):
+                        size = len(line)
+                        while line and not line.endswith(b"\n"):  # skip the rest, unkept
+                            line = handle.readline(2**20)
+                            size += len(line)
+                        yield number, None, size
+                    else:
+                        yield number, line, len(line)
+        except OSError as exc:  # the file vanished or became unreadable while being read
+            raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+
+    def count_lines(self) -> int:
+        """Non-blank lines (articles to expect in a JSONL), read in blocks."""
+        count, filled = 0, False  # filled: the line being read has a non-blank byte
+        try:
+            with self.open() as handle:
+                while block := handle.read(2**18):
+                    *ended, rest = block.split(b"\n")
+                    for piece in ended:
+                        count += filled or bool(piece.strip())
+                        filled = False
+                    filled = filled or bool(rest.strip())
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+        return count + filled
 
 
 def kind_of(name: str, media_type: str = "") -> str:
@@ -65,10 +120,10 @@ def kind_of(name: str, media_type: str = "") -> str:
 def check_bytes(name: str, kind: str, data: bytes, max_bytes: int) -> None:
     """Refuse empty, oversize, binary-as-text and zip-bomb documents before parsing."""
     if len(data) > max_bytes:
-        raise TooLarge(f"file is {_mb(len(data))} MB, over the {_mb(max_bytes)} MB limit")
+        raise TooLarge(f"file is {mb(len(data))} MB, over the {mb(max_bytes)} MB limit")
     if not data.strip():
         raise EmptyDocument("file is empty")
-    if kind in ("markdown", "text", "html", "jsonl") and b"\x00" in data[:8192]:
+    if kind in ("markdown", "text", "html", "jsonl") and b"\x00" in data[:HEAD]:
         raise InputError(f"looks like a binary file, not {kind} text")
     if kind == "pdf" and not data.lstrip().startswith(b"%PDF"):
         raise InputError("not a PDF file (no %PDF header)")
@@ -77,29 +132,70 @@ def check_bytes(name: str, kind: str, data: bytes, max_bytes: int) -> None:
 
 
 def check_docx_zip(data: bytes) -> None:
+    """Refuse a DOCX that is not a zip with a document, or inflates past what an article needs.
+
+    zipfile stops each member at its declared size, so the declared sizes bound the memory.
+    """
     try:
         with zipfile.ZipFile(BytesIO(data)) as zf:
             infos = zf.infolist()
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise InputError("not a valid DOCX file (corrupt zip container)") from exc
     if "word/document.xml" not in {i.filename for i in infos}:
         raise InputError("not a valid DOCX file (no word/document.xml)")
-    if sum(i.file_size for i in infos) > MAX_UNZIPPED_BYTES:
-        raise InputError("DOCX expands to more than 200 MB: refused as a possible zip bomb")
+    if len(infos) > MAX_DOCX_PARTS:
+        raise InputError(
+            f"DOCX has {len(infos):,} parts (at most {MAX_DOCX_PARTS:,}): "
+            "refused as a possible zip bomb"
+        )
+    total = sum(i.file_size for i in infos)
+    xml = sum(i.file_size for i in infos if i.filename.lower().endswith((".xml", ".rels")))
+    if xml > MAX_DOCX_XML:
+        raise InputError(
+            f"DOCX holds {mb(xml)} MB of XML (at most {mb(MAX_DOCX_XML)} MB): "
+            "refused as a possible zip bomb"
+        )
+    if total > MAX_DOCX_UNZIPPED:
+        raise InputError(
+            f"DOCX expands to {mb(total)} MB (at most {mb(MAX_DOCX_UNZIPPED)} MB): "
+            "refused as a possible zip bomb"
+        )
 
 
 def from_path(path: Path, max_bytes: int) -> Source:
-    """Read a local file, checking type and size before loading it whole."""
+    """Read a local file, checking type and size before loading it whole.
+
+    A JSONL file is not loaded: it is streamed at parse time, limited per line.
+    """
     kind = kind_of(path.name)
     try:
+        if kind == "jsonl":
+            return _streamed(path, max_bytes)
         size = path.stat().st_size
         if size > max_bytes:
-            raise TooLarge(f"file is {_mb(size)} MB, over the {_mb(max_bytes)} MB limit")
+            raise TooLarge(f"file is {mb(size)} MB, over the {mb(max_bytes)} MB limit")
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
     check_bytes(path.name, kind, data, max_bytes)
     return Source(name=path.name, kind=kind, data=data, path=path)
+
+
+def _streamed(path: Path, max_line_bytes: int) -> Source:
+    with path.open("rb") as handle:
+        head = handle.read(HEAD)
+        if not head.strip() and len(head) < HEAD:
+            raise EmptyDocument("file is empty")
+    if b"\x00" in head:
+        raise InputError("looks like a binary file, not jsonl text")
+    return Source(
+        name=path.name,
+        kind="jsonl",
+        data=b"",
+        path=path,
+        streamed=True,
+        max_line_bytes=max_line_bytes,
+    )
 
 
 def from_bytes(name: str, data: bytes, max_bytes: int, media_type: str = "") -> Source:
@@ -109,55 +205,19 @@ def from_bytes(name: str, data: bytes, max_bytes: int, media_type: str = "") -> 
     return Source(name=name, kind=kind, data=data)
 
 
-def from_url(url: str, max_bytes: int, timeout: float) -> Source:
-    """Download a web page or document, streaming so an endless body stops at the limit.
-
-    `timeout` bounds each network wait and the whole download, so a server that sends a
-    byte now and then cannot hold an ingest forever.
-    """
-    if not url.startswith(("http://", "https://")):
-        raise FetchError(f"not an http(s) URL: {url}")
-    deadline = time.monotonic() + timeout
-    try:
-        with (
-            httpx.Client(
-                follow_redirects=True, timeout=timeout, headers={"User-Agent": USER_AGENT}
-            ) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code >= 400:
-                raise FetchError(
-                    f"{url} answered HTTP {response.status_code} {response.reason_phrase}".rstrip()
-                )
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise TooLarge(
-                    f"{url} is {_mb(int(declared))} MB, over the {_mb(max_bytes)} MB limit"
-                )
-            chunks: list[bytes] = []
-            total = 0
-            for part in response.iter_bytes():
-                total += len(part)
-                if total > max_bytes:
-                    raise TooLarge(f"{url} is over the {_mb(max_bytes)} MB limit")
-                if time.monotonic() > deadline:
-                    raise FetchError(f"{url} timed out after {timeout:g} s (download too slow)")
-                chunks.append(part)
-            media_type = response.headers.get("content-type", "")
-            final_url = str(response.url)
-    except httpx.TimeoutException as exc:
-        raise FetchError(f"{url} timed out after {timeout:g} s") from exc
-    except httpx.HTTPError as exc:
-        raise FetchError(f"cannot fetch {url}: {exc}") from exc
-    except (httpx.InvalidURL, UnicodeError) as exc:  # neither is an httpx.HTTPError
-        raise FetchError(f"not a valid URL: {url} ({exc})") from exc
-    data = b"".join(chunks)
-    if not data.strip():
+def from_url(url: str, fetcher: Fetcher) -> Source:
+    """Download a web page or document through the guarded fetcher (address checks, deadline,
+    size limit), and tell its kind by its bytes, name or media type."""
+    fetched = fetcher.fetch(url)
+    if not fetched.data.strip():
         raise FetchError(f"{url} returned an empty page")
-    name = Path(httpx.URL(final_url).path).name or "page.html"
-    kind = sniff(data) or kind_of(name, media_type)
-    check_bytes(name, kind, data, max_bytes)
-    return Source(name=name, kind=kind, data=data, url=final_url)
+    try:
+        name = Path(httpx.URL(fetched.url).path).name or "page.html"
+    except httpx.InvalidURL:
+        name = "page.html"
+    kind = sniff(fetched.data) or kind_of(name, fetched.media_type)
+    check_bytes(name, kind, fetched.data, fetcher.max_bytes)
+    return Source(name=name, kind=kind, data=fetched.data, url=fetched.url)
 
 
 def sniff(data: bytes) -> str:
@@ -172,8 +232,3 @@ def sniff(data: bytes) -> str:
     if head.startswith(b"<") and (b"<html" in lowered or b"<!doctype html" in lowered):
         return "html"
     return ""
-
-
-def _mb(n: int) -> str:
-    """Bytes as the MiB that `max_file_mb` counts in: 20971520 -> "20", 524288 -> "0.5"."""
-    return f"{n / 2**20:.1f}".removesuffix(".0")

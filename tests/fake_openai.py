@@ -3,7 +3,9 @@
 Implements `POST /v1/chat/completions`, with and without `"stream": true` (server-sent events:
 `data: {chunk}` lines, then `data: [DONE]`). Each request takes the next scripted `Reply` from
 a queue; an empty queue answers 500, so a client's retries meet the same failure. Replies can
-be an HTTP error (429, 500), a delay (to pass the client's timeout), or a malformed body.
+be an HTTP error (429, 500), a delay (to pass the client's timeout), a malformed body, a
+body trickled a byte at a time (`byte_delay`: every read succeeds, the reply never arrives),
+or a stream that never ends (`forever`: the content again and again, no `[DONE]`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ class Reply:
     raw: bytes | None = None  # sent as the body of a 200 instead of a completion (malformed)
     chunk_words: int = 2  # streaming: words per SSE chunk
     chunk_delay: float = 0.005  # streaming: seconds between chunks
+    byte_delay: float = 0.0  # > 0: the response body trickles out one byte per this many seconds
+    forever: bool = False  # streaming: repeat the content until the client hangs up (or 60 s)
+
+
+class Stopped(Exception):
+    """The fake is shutting down: abandon the response."""
 
 
 class FakeOpenAI:
@@ -85,8 +93,23 @@ class FakeOpenAI:
                 reply = fake.next_reply()
                 if reply.delay and fake.stopped.wait(reply.delay):
                     return
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, Stopped):
                     self.respond(request, reply)  # unless the client gave up (timeout)
+
+            def pause(self, seconds: float) -> None:
+                if fake.stopped.wait(seconds):
+                    raise Stopped
+
+            def write(self, data: bytes, reply: Reply) -> None:
+                """The body as a server sends it: at once, or a byte at a time."""
+                if not reply.byte_delay:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                    return
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    self.pause(reply.byte_delay)
 
             def respond(self, request: dict[str, Any], reply: Reply) -> None:
                 if reply.status != 200:
@@ -95,7 +118,7 @@ class FakeOpenAI:
                     self.send_json(reply.status, {"error": error}, {"retry-after-ms": "50"})
                     return
                 if reply.raw is not None:
-                    self.send_bytes(200, reply.raw, "application/json")
+                    self.send_bytes(200, reply.raw, "application/json", reply=reply)
                     return
                 model = request.get("model", "fake")
                 if request.get("stream"):
@@ -103,7 +126,8 @@ class FakeOpenAI:
                     return
                 self.send_json(
                     200,
-                    {
+                    reply=reply,
+                    data={
                         "id": "chatcmpl-fake",
                         "object": "chat.completion",
                         "created": int(time.time()),
@@ -128,30 +152,38 @@ class FakeOpenAI:
                 pieces = [
                     "".join(words[i : i + reply.chunk_words])
                     for i in range(0, len(words), reply.chunk_words)
-                ]
-                deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
-                deltas += [{"content": p} for p in pieces]
-                for i, delta in enumerate([*deltas, {}]):
-                    last = i == len(deltas)
+                ] or [""]  # (an empty endless stream still sends events, not a busy loop)
+
+                def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
                     chunk = {
                         "id": "chatcmpl-fake",
                         "object": "chat.completion.chunk",
                         "created": int(time.time()),
                         "model": model,
-                        "choices": [
-                            {"index": 0, "delta": delta, "finish_reason": "stop" if last else None}
-                        ],
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
                     }
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                    time.sleep(reply.chunk_delay)
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
+                    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+                self.write(event({"role": "assistant", "content": ""}), reply)
+                give_up = time.monotonic() + 60  # a test's safety net, not the client's
+                while True:
+                    for piece in pieces:
+                        self.write(event({"content": piece}), reply)
+                        self.pause(reply.chunk_delay)
+                    if not reply.forever or time.monotonic() > give_up:
+                        break
+                self.write(event({}, "stop"), reply)
+                self.write(b"data: [DONE]\n\n", reply)
 
             def send_json(
-                self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None
+                self,
+                status: int,
+                data: dict[str, Any],
+                headers: dict[str, str] | None = None,
+                reply: Reply | None = None,
             ) -> None:
-                self.send_bytes(status, json.dumps(data).encode(), "application/json", headers)
+                body = json.dumps(data).encode()
+                self.send_bytes(status, body, "application/json", headers, reply)
 
             def send_bytes(
                 self,
@@ -159,6 +191,7 @@ class FakeOpenAI:
                 body: bytes,
                 kind: str,
                 headers: dict[str, str] | None = None,
+                reply: Reply | None = None,
             ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
@@ -166,6 +199,6 @@ class FakeOpenAI:
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(body)
+                self.write(body, reply or Reply())
 
         return Handler

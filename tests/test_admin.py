@@ -255,7 +255,7 @@ async def test_links_are_fetched_and_extracted(tg: FakeTelegram, make_desk: Make
     server = web.TCPSite(runner, "127.0.0.1", 0)
     await server.start()
     port = runner.addresses[0][1]
-    desk = make_desk()
+    desk = make_desk(fetch_allowed_networks=["127.0.0.1/32"])
     try:
         async with running_bot(tg, desk, admins=[ADMIN]):
             url = f"http://127.0.0.1:{port}/news/bridge"

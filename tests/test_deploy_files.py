@@ -67,10 +67,13 @@ def test_dockerfile_builds_a_cpu_non_root_image_with_a_healthcheck() -> None:
     defaults = dict(arg.partition("=")[::2] for arg in args_of("ARG"))
     uid = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m[1]], user.split(":")[0])
     assert uid not in {"root", "0", ""}
-    assert "HF_HUB_OFFLINE=1" in " ".join(args_of("ENV"))
+    env = " ".join(args_of("ENV"))
+    assert "HF_HUB_OFFLINE=1" in env
+    # Outside a container the webhook binds loopback (a proxy in front); inside, all interfaces.
+    assert "NEWSDESK_WEBHOOK_LISTEN=0.0.0.0:8443" in env
     (health,) = args_of("HEALTHCHECK")
     assert "/healthz" in health and "NEWSDESK_HEALTH_PORT" in health and "urllib" in health
-    assert args_of("EXPOSE") == ["8080"]
+    assert args_of("EXPOSE") == ["8080 8443"]
     (volumes,) = args_of("VOLUME")
     assert set(json.loads(volumes)) == {"/app/corpus", "/app/index"}
     assert args_of("ENTRYPOINT") == ['["newsdesk"]'] and args_of("CMD") == ['["serve"]']

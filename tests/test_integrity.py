@@ -122,14 +122,14 @@ def test_bad_documents_fail_alone_and_parser_bugs_are_logged(
     (inbox / "bug.md").write_text(story("Parser bug", "This one trips a bug."))
     import bot.ingest
 
-    real_parse = bot.ingest.parse
+    real_parse = bot.ingest.iter_parse
 
     def buggy(source):  # type: ignore[no-untyped-def]
         if source.name == "bug.md":
             raise RuntimeError("a parser bug")
         return real_parse(source)
 
-    monkeypatch.setattr(bot.ingest, "parse", buggy)
+    monkeypatch.setattr(bot.ingest, "iter_parse", buggy)
     with caplog.at_level(logging.ERROR, logger="bot.ingest"):
         report = desk.ingestor.ingest([inbox])
     failed = dict((Path(n).name, r) for n, r in report.failed)
@@ -151,7 +151,7 @@ def test_reindex_keeps_the_index_when_a_hand_edited_file_is_bad(
     victim = sorted(desk.corpus.paths())[0]
     victim_title = desk.corpus.read(victim).title
     text = victim.read_text(encoding="utf-8")
-    victim.write_text(text.replace("title:", "published: 2025-02-30\ntitle:", 1))
+    victim.write_text(text.replace("title:", "authors: [unclosed\ntitle:", 1))  # broken YAML
     desk.store.close()
     code, out, err = run_cli(["reindex"], capsys)
     assert code == 1, (out, err)  # a user error in one file, not a crash (70)
@@ -182,8 +182,8 @@ def test_missing_or_empty_corpus_keeps_every_article(make_desk: MakeDesk, tmp_pa
         report = other.ingestor.repair()
         assert titles_of(other) == sorted(titles), state
         assert len(other.store.vector_ids()) == vectors
-        assert "kept them in the index" in report.notes[0]
-        assert "newsdesk repair --prune" in report.notes[0]
+        assert "kept them in the index" in report.notes[0][1]
+        assert "newsdesk repair --prune" in report.notes[0][1]
         with pytest.raises(NewsdeskError, match="missing or holds no articles"):
             other.ingestor.reindex()
         assert titles_of(other) == sorted(titles)
@@ -221,7 +221,7 @@ def test_cli_on_an_empty_corpus_mount_says_why(
     code, _, err = run_cli(["repair"], capsys)
     assert code == 0 and "3 of 3 indexed articles have no file" in err
     code, _, err = run_cli(["repair", "--prune"], capsys)
-    assert code == 0 and "note:" not in err
+    assert code == 0 and "kept them" not in err
     assert make_desk().store.articles() == []
 
 
@@ -283,7 +283,7 @@ def test_remove_on_a_read_only_corpus_hides_and_never_comes_back(
         assert Path(row.path).exists()
         assert all(p.title != titles[1] for p in desk.search("harbour ferry number 13", k=6))
         report = desk.ingestor.repair()  # the next start: still hidden, not re-added
-        assert "stays hidden" in report.notes[0]
+        assert "stays hidden" in report.notes[0][1]
         report = desk.ingestor.reindex()
         assert all(p.title != titles[1] for p in desk.search("harbour ferry number 13", k=6))
     desk.ingestor.repair()  # writable again: the takedown completes

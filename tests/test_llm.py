@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -17,7 +21,8 @@ from conftest import MakeDesk, settings_for
 from fake_openai import FakeOpenAI, Reply
 
 import bot.cli
-from bot.answer import ExtractiveComposer
+from bot.answer import ExtractiveComposer, split_sentences
+from bot.claims import split_claims
 from bot.conversation import Conversation
 from bot.desk import Desk
 from bot.llm import (
@@ -30,6 +35,7 @@ from bot.llm import (
 from bot.models import Answer, Passage
 from bot.render import answer_html, answer_text
 
+T = TypeVar("T")
 S400 = "How much did Turkey pay Russia for the S-400?"
 SECRET = "sk-test-never-logged"
 
@@ -316,3 +322,139 @@ def test_cli_ask_json_uses_the_configured_model(
     text = Path(seeded.store.article(c["article_id"]).path).read_text(encoding="utf-8")  # type: ignore[union-attr]
     assert c["quote"] in text and "$2.5 billion" in c["quote"]
     assert np.isfinite(data["latency_ms"])
+
+
+# -- deadlines and runaway output ---------------------------------------------------------------
+
+DEADLINE = 1.0  # NEWSDESK_LLM_TIMEOUT in these tests
+BOUND = 6.0  # seconds the user may wait in all: the deadline, then the extractive answer
+LONG_REPLY = (
+    "Turkey paid Russia $2.5 billion for the S-400 in 2017 [1]. The deal was finalised with "
+    "deliveries in 2019 [1]. The United States responded with sanctions [2]. " * 3
+)
+# Every read succeeds, so a per-read timeout never fires; the reply never arrives in time.
+TRICKLE = Reply(LONG_REPLY, byte_delay=0.05)  # ~150 s for the whole stream
+ENDLESS = Reply(LONG_REPLY, forever=True, chunk_delay=0.1)  # words forever, never [DONE]
+
+
+def within(seconds: float, work: Callable[[], T]) -> tuple[T, float]:
+    """`work()`'s result and duration; fails (instead of hanging) past `seconds`."""
+    pool = ThreadPoolExecutor(1)
+    started = time.monotonic()
+    try:
+        result = pool.submit(work).result(timeout=seconds)
+    except FutureTimeout:
+        pytest.fail(f"no answer within {seconds} s")
+    finally:
+        pool.shutdown(wait=False)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("reply", [TRICKLE, ENDLESS], ids=["trickle", "endless"])
+def test_a_reply_that_never_completes_gives_the_extractive_answer_in_time(
+    seeded: Desk,
+    s400: tuple[np.ndarray, list[Passage]],
+    fake: FakeOpenAI,
+    reply: Reply,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    vector, passages = s400
+    fake.push(reply)
+    composer = llm_composer(seeded, fake, timeout=DEADLINE)
+    with caplog.at_level(logging.WARNING, logger="bot.llm"):
+        answer, took = within(BOUND * 3, lambda: composer.compose(S400, vector, passages))
+    assert took < BOUND, took
+    assert answer.note == UNAVAILABLE_NOTE and "sanctions" not in answer.text
+    check_citations(seeded, answer)
+    assert "TimeoutError" in caplog.text and len(fake.requests) == 1  # no retry past it
+
+
+async def test_a_trickled_stream_ends_in_the_extractive_answer_in_time(
+    seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI
+) -> None:
+    vector, passages = s400
+    fake.push(TRICKLE)
+    composer = llm_composer(seeded, fake, timeout=DEADLINE)
+    started = time.monotonic()
+
+    async def collect() -> list[str | Answer]:
+        return [x async for x in stream_answer(composer, S400, vector, passages)]
+
+    items = await asyncio.wait_for(collect(), BOUND * 3)
+    assert time.monotonic() - started < BOUND
+    final = items[-1]
+    assert isinstance(final, Answer) and final.note == UNAVAILABLE_NOTE
+    check_citations(seeded, final)
+
+
+def repeated_reply(passages: list[Passage]) -> tuple[str, list[str]]:
+    """A model stuck in a loop: one article sentence 40 times (in varying dress), then three
+    more; returns the reply and the four distinct sentences."""
+    i = index_of(passages, "$2.5 billion")
+    sentences = [s.text.rstrip(".") for s in split_sentences(passages[i - 1])][:4]
+    assert len(sentences) == 4
+    first = sentences[0]
+    loop = [f"{first} [{i}].", f"{first.upper()} [{i}].", f"{first}. [Passage {i}]"] * 14
+    rest = [f"{s} [{i}]." for s in sentences[1:]]
+    return " ".join(loop[:40] + rest), sentences
+
+
+def test_repeated_sentences_are_dropped_and_the_answer_is_capped(
+    seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI
+) -> None:
+    vector, passages = s400
+    text, sentences = repeated_reply(passages)
+    fake.push(text)
+    settings = settings_for(
+        seeded.settings.corpus_dir.parent,
+        llm_base_url=fake.url,
+        llm_model="fake-model",
+        answer_sentences=2,
+    )
+    composer = LLMComposer.from_settings(settings, ExtractiveComposer(seeded.embedder))
+    answer = composer.compose(S400, vector, passages)
+    check_citations(seeded, answer)
+    assert answer.note == "" and "at most 2 sentences" in user_prompt(fake)[0]
+    assert answer.text.count(sentences[0]) == 1 and sentences[1] in answer.text
+    assert len(split_claims(answer.text)) == 2 and sentences[2] not in answer.text
+
+
+async def test_an_endless_repeating_stream_is_cut_deduplicated_and_verified(
+    seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI
+) -> None:
+    """A fast runaway fills the read limit long before the deadline: what it said is kept."""
+    vector, passages = s400
+    text, sentences = repeated_reply(passages)
+    fake.push(Reply(text, forever=True, chunk_delay=0.002, chunk_words=20))
+    composer = llm_composer(seeded, fake, timeout=30)
+    started = time.monotonic()
+
+    async def last() -> str | Answer:
+        final: str | Answer = ""
+        async for item in stream_answer(composer, S400, vector, passages):
+            final = item
+        return final
+
+    final = await asyncio.wait_for(last(), 60)
+    assert time.monotonic() - started < 20
+    assert isinstance(final, Answer) and final.note == ""
+    check_citations(seeded, final)
+    assert final.text.count(sentences[0]) == 1
+    assert len(split_claims(final.text)) == len(set(split_claims(final.text))) <= 5
+
+
+def test_a_trickled_follow_up_rewrite_falls_back_to_the_rule_in_time(
+    seeded: Desk, fake: FakeOpenAI
+) -> None:
+    """The rewrite has a quarter of the deadline, so a question still gets its answer's full
+    share after it."""
+    history = ["What did the EU propose about Turkey's S-400 systems?"]
+    rule = Conversation()
+    rule.remember(history[0])
+    fake.push(Reply('"When were the S-400 systems delivered to Turkey?"', byte_delay=0.05))
+    composer = llm_composer(seeded, fake, timeout=4 * DEADLINE)
+    query, took = within(
+        BOUND * 3, lambda: rewrite_followup(history, "and when were they delivered?", composer)
+    )
+    assert query == rule.standalone("and when were they delivered?")
+    assert took < 3 * DEADLINE, took  # its quarter (1 s), not the answer's 4 s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from fake_telegram import FakeTelegram
 
 from bot.desk import Desk
 from bot.embed import Embedder
+from bot.llm import UNAVAILABLE_NOTE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 USER = JOURNALISTS[6]
@@ -80,3 +82,22 @@ async def test_model_failure_falls_back_to_the_extractive_answer(
             lambda e: e["chat_id"] == USER and "Sources" in e["text"], start=start, timeout=60
         )
     assert "$2.5 billion" in final["text"] and "extractive" in final["text"]
+
+
+async def test_a_trickling_model_gets_the_extractive_answer_within_the_deadline(
+    tg: FakeTelegram, seeded: Desk, embedder: Embedder, llm: FakeOpenAI
+) -> None:
+    """A byte every 50 ms: every read succeeds, the answer would take minutes. The user gets
+    the extractive answer, with its note, soon after NEWSDESK_LLM_TIMEOUT (here 1.5 s)."""
+    llm.push(Reply(ANSWER, byte_delay=0.05))
+    async with running_bot(tg, llm_desk(seeded, embedder, llm, timeout=1.5)):
+        start = len(tg.sent)
+        started = time.monotonic()
+        tg.send_text(USER, "How much did Turkey pay Russia for the S-400?")
+        final = await tg.wait_for(
+            lambda e: e["chat_id"] == USER and "Sources" in e["text"], start=start, timeout=20
+        )
+        took = time.monotonic() - started
+    assert took < 8, took
+    assert "$2.5 billion" in final["text"] and UNAVAILABLE_NOTE in final["text"]
+    assert len(llm.requests) == 1 and llm.requests[0]["stream"] is True

@@ -164,7 +164,7 @@ def _loop(req: _Handler) -> None:
 
 
 def _slow(req: _Handler) -> None:
-    time.sleep(3.0)  # longer than the test's 1 s fetch_timeout; the client is gone by now
+    time.sleep(3.0)  # longer than the test's 2 s fetch_timeout; the client is gone by now
     _send(req, 200, NEWS_PAGE.format(base=req.base).encode())
 
 
@@ -260,7 +260,7 @@ def site() -> Iterator[str]:
 
 
 def web_desk(make_desk: MakeDesk) -> Desk:
-    return make_desk(fetch_timeout=1.0, max_file_mb=0.5)
+    return make_desk(fetch_timeout=2.0, max_file_mb=0.5, fetch_allowed_networks=["127.0.0.1/32"])
 
 
 def test_news_page_is_ingested_with_metadata_and_cited(make_desk: MakeDesk, site: str) -> None:
@@ -331,8 +331,8 @@ BAD = {
     "/missing-page": "HTTP 404 Not Found",
     "/login": "no article text found in the page",
     "/premium/budget-row": "paywalled",
-    "/slow": "timed out after 1 s",
-    "/drip": "timed out after 1 s",
+    "/slow": "timed out after 2 s",
+    "/drip": "timed out after 2 s",
     "/endless": "over the 0.5 MB limit",
     "/huge-file": "50 MB, over the 0.5 MB limit",
     "/loop": "redirects",
@@ -360,7 +360,7 @@ def test_bad_urls_fail_with_a_reason_and_leave_no_trace(make_desk: MakeDesk, sit
     assert not report.added and not report.updated and not report.unchanged
     assert list(desk.corpus.paths()) == [] and not desk.corpus.root.exists()
     assert desk.store.articles() == [] and desk.store.vector_ids() == set()
-    assert elapsed < 10, f"bad URLs took {elapsed:.1f} s with a 1 s fetch timeout"
+    assert elapsed < 15, f"bad URLs took {elapsed:.1f} s with a 2 s fetch timeout"
 
 
 def test_cli_ingest_reports_good_and_bad_urls(
@@ -373,6 +373,7 @@ def test_cli_ingest_reports_good_and_bad_urls(
     monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(tmp_path / "corpus"))
     monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("NEWSDESK_FETCH_TIMEOUT", "1")
+    monkeypatch.setenv("NEWSDESK_FETCH_ALLOWED_NETWORKS", "127.0.0.1/32")
     # The CLI's own Desk, from the environment; only the loaded model is shared.
     monkeypatch.setattr(cli, "_desk", lambda: Desk(Settings(_env_file=None), embedder=embedder))  # type: ignore[call-arg]
     with pytest.raises(SystemExit) as exit_info:

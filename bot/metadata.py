@@ -1,0 +1,283 @@
+"""Article metadata from loosely typed fields: YAML front matter, JSONL records, captions.
+
+Every value is checked field by field: text fields take scalars only, lengths are capped (a cut
+is reported as a note), dates must be real dates. Front matter is read by a YAML loader that
+refuses anchors and aliases (the "billion laughs" bomb) and deep nesting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import yaml
+
+from bot.errors import EmptyDocument, InputError
+from bot.models import Article
+
+# Metadata keys accepted from front matter, JSONL and captions, mapped to Article fields.
+ALIASES = {
+    "title": "title",
+    "headline": "title",
+    "text": "text",
+    "body": "text",
+    "source": "source",
+    "outlet": "source",
+    "publisher": "source",
+    "sitename": "source",
+    "published": "published",
+    "date": "published",
+    "publish_date": "published",
+    "url": "url",
+    "link": "url",
+    "language": "language",
+    "lang": "language",
+    "authors": "authors",
+    "author": "authors",
+    "license": "license",
+    "attribution": "attribution",
+    "id": "id",
+    "doc_id": "id",
+}
+# Longest value kept per descriptive field; longer is cut with "…" and a note says so.
+MAX_CHARS = {
+    "title": 300,
+    "source": 200,
+    "language": 35,
+    "license": 500,
+    "attribution": 500,
+    "author": 200,
+}
+MAX_AUTHORS = 50
+# Identity fields are refused when longer: a cut URL or id would name something else.
+MAX_IDENTITY_CHARS = {"url": 2048, "id": 256}
+MAX_YAML_DEPTH = 20
+# Real front matter is a few hundred bytes; pure-Python PyYAML reads ~0.2 MB a second here.
+MAX_FRONT_MATTER = 64 * 1024
+NO_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class FrontMatterLoader(yaml.SafeLoader):
+    """SafeLoader without anchors, aliases, deep nesting or implicit dates.
+
+    Dates stay strings so that `published: 2025-02-30` gets a clear "unreadable date" instead
+    of an exception from the date constructor.
+    """
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 (PyYAML's own per-class registry)
+        first: [(tag, rx) for tag, rx in resolvers if tag != NO_TIMESTAMP]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise InputError(
+                "front matter uses a YAML anchor or alias (&name, *name): not allowed, "
+                "write the values out"
+            )
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise InputError(f"front matter is nested more than {MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def load_front_matter(text: str) -> dict[Any, Any]:
+    """The YAML mapping of a front matter block; InputError for anything else."""
+    if len(text) > MAX_FRONT_MATTER:
+        raise InputError(
+            f"front matter is {len(text) // 1024:,} KB long: at most {MAX_FRONT_MATTER // 1024} KB"
+        )
+    try:
+        loaded = yaml.load(text, Loader=FrontMatterLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise InputError(f"front matter is not valid YAML: {exc.__class__.__name__}") from exc
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # e.g. an explicit `!!timestamp 2025-02-30`, or an integer of 5,000 digits
+        raise InputError(
+            f"front matter holds an unreadable value ({exc.__class__.__name__})"
+        ) from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InputError("front matter is not a YAML mapping")
+    return loaded
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """ISO dates, datetimes and YYYY/MM/DD; anything unreadable is None, never a guess."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, (str, int, float)):
+        return None
+    text = str(value).strip().replace("/", "-")
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as quoted in an error message, never longer than `limit`."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "a list"
+    return f"a {type(value).__name__} value"
+
+
+def scalar_text(name: str, value: Any) -> str:
+    """A text field's value; a list, mapping or binary value is refused with the field's name."""
+    if isinstance(value, (str, int, float, bool, dt.date)):
+        return str(value)
+    raise InputError(f"{name} must be text, not {_kind(value)}")
+
+
+def capped(name: str, text: str, notes: list[str] | None) -> str:
+    """`text` on one line, cut to the field's limit with "…"; the cut is noted."""
+    text = " ".join(text.split())
+    limit = MAX_CHARS[name]
+    if len(text) <= limit:
+        return text
+    if notes is not None:
+        notes.append(f"{name} cut to {limit} characters (was {len(text):,})")
+    return text[: limit - 1].rstrip() + "…"
+
+
+def identity(name: str, value: Any) -> str:
+    text = scalar_text(name, value).strip()
+    if len(text) > MAX_IDENTITY_CHARS[name]:
+        raise InputError(
+            f"{name} is {len(text):,} characters long: at most {MAX_IDENTITY_CHARS[name]}"
+        )
+    return text
+
+
+def author_list(value: Any, notes: list[str] | None) -> list[str]:
+    """Names from "A, B and C", a list of names, or a single scalar (`authors: 5` -> ["5"])."""
+    if isinstance(value, str):
+        names = re.split(r"[,;]| and ", value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if not isinstance(item, (str, int, float)):
+                raise InputError(f"authors must be names, not a list holding {_kind(item)}")
+        names = [str(item) for item in value]
+    else:
+        names = [scalar_text("authors", value)]
+    names = [n for n in (" ".join(str(n).split()) for n in names) if n]
+    if len(names) > MAX_AUTHORS:
+        if notes is not None:
+            notes.append(f"authors cut to the first {MAX_AUTHORS} of {len(names)}")
+        names = names[:MAX_AUTHORS]
+    return [capped("author", n, notes) for n in names]
+
+
+def published_date(value: Any) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    day = parse_date(value)
+    if day is None:
+        if isinstance(value, (dict, list, tuple, set, bytes)):
+            raise InputError(f"published must be a date (YYYY-MM-DD), not {_kind(value)}")
+        raise InputError(f"unreadable date {shown(str(value))}: use YYYY-MM-DD")
+    return day
+
+
+def article_from_fields(
+    fields: dict[Any, Any], text: str | None = None, notes: list[str] | None = None
+) -> Article:
+    """Build an Article from loosely named metadata (front matter, a JSONL record, a caption).
+
+    Raises InputError naming the field at fault; appends to `notes` what was cut.
+    """
+    meta: dict[str, Any] = {}
+    for key, value in fields.items():
+        target = ALIASES.get(str(key).lower())
+        if target and target not in meta and value is not None and not _blank(value):
+            meta[target] = value
+    record = text is None  # the body is one of the fields (a JSONL record)
+    body = clean_text(scalar_text("text", meta.get("text", "")) if text is None else text)
+    if record and not body:
+        raise EmptyDocument('no text: the article body goes in "text"')
+    title = capped("title", scalar_text("title", meta.get("title", "")), notes)
+    published = published_date(meta.get("published"))
+    if not body:
+        raise EmptyDocument("no article text")
+    if not title:
+        first, body = split_title(body)
+        # A first line of only "#" marks: the marks are the title rather than none at all.
+        title = capped("title", first or body.partition("\n")[0], notes)
+    return Article(
+        title=title,
+        text=body,
+        source=capped("source", scalar_text("source", meta.get("source", "")), notes),
+        published=published,
+        url=identity("url", meta.get("url", "")),
+        language=capped("language", scalar_text("language", meta.get("language", "")), notes),
+        authors=author_list(meta.get("authors", []), notes),
+        license=capped("license", scalar_text("license", meta.get("license", "")), notes),
+        attribution=capped(
+            "attribution", scalar_text("attribution", meta.get("attribution", "")), notes
+        ),
+        id=identity("id", meta.get("id", "")),
+    )
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+def clean_text(text: str) -> str:
+    """The article body as stored: normalised newlines, no outer blank space."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def split_title(text: str) -> tuple[str, str]:
+    """First non-empty line is the title; the rest is the body (or the whole if one line)."""
+    first, _, rest = text.strip().partition("\n")
+    title = first.strip().lstrip("#").strip()
+    rest = clean_text(rest)
+    return title, rest or text.strip()
+
+
+def metadata_lines(text: str) -> dict[str, str]:
+    """`source: Reuters` / `date: 2025-11-20` / `url: https://…` lines (a Telegram caption)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ALIASES and value.strip():
+            fields[ALIASES[key.strip().lower()]] = value.strip()
+    return fields
+
+
+def apply_metadata(
+    article: Article, fields: dict[str, str], notes: list[str] | None = None
+) -> Article:
+    """Override an article's metadata with what an admin stated (checked like any field)."""
+    for key, value in fields.items():
+        if key == "published":
+            article.published = published_date(value)
+        elif key == "authors":
+            article.authors = author_list(value.split(","), notes)
+        elif key == "url":
+            article.url = identity("url", value)
+        elif key in ("title", "source", "language", "license", "attribution"):
+            setattr(article, key, capped(key, value, notes))
+    return article
