@@ -12,39 +12,26 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
 from bot import manifest, sources
-from bot.chunk import Chunker, embed_text
-from bot.corpus import Corpus, assign_id, content_hash
+from bot.batch import INTERNAL, Batch, Progress
+from bot.chunk import Chunker
+from bot.corpus import Corpus, assign_id
 from bot.embed import Embedder
 from bot.errors import InputError, NewsdeskError, NotFound, StorageError, storage_problem
 from bot.fetch import Fetcher
-from bot.models import Article, Chunk, IngestReport
+from bot.models import Article, IngestReport
 from bot.parse import Item, apply_metadata, iter_parse
 from bot.store import HEX_PREFIX, ArticleRow, Store
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
 SourceOrError = sources.Source | InputError
-# Embed this many chunks at once: full batches keep the encoder at its raw throughput.
-FLUSH_CHUNKS = 512
 # Repair keeps index entries whose files vanished when more than this share of them (and more
 # than PRUNE_MIN_FILES) went at once: an unmounted volume, not an editor's deletions.
 PRUNE_MAX_SHARE = 0.5
 PRUNE_MIN_FILES = 5
-INTERNAL = "internal error, see the log"
-
-
-@dataclass
-class _Pending:
-    article: Article
-    status: str  # "added" or "updated"
-    chunks: list[Chunk] = field(default_factory=list)
 
 
 class Ingestor:
@@ -81,7 +68,7 @@ class Ingestor:
         """Ingest articles built elsewhere (pasted text, a forwarded message)."""
         self._check_built_with()
         report = IngestReport()
-        run = _Run(self, report, progress, bar=False)
+        run = Batch(self, report, progress, bar=False)
         for article in articles:
             run.guarded_add(article.title or "article", article, origin=None)
         run.finish()
@@ -104,7 +91,7 @@ class Ingestor:
         if not force:
             self._check_built_with()
         report = IngestReport()
-        run = _Run(self, report, progress, bar, force=force)
+        run = Batch(self, report, progress, bar, force=force)
         for name, source in items:
             if isinstance(source, InputError):
                 report.failed.append((name, str(source)))
@@ -372,119 +359,3 @@ def _wanted(path: Path, root: Path) -> bool:
     if any(p.startswith(".") for p in path.relative_to(root).parts):
         return False
     return path.name.lower() not in {"license.md", "readme.md"}
-
-
-class _Run:
-    """One ingest run: decides added/updated/unchanged and embeds in full batches."""
-
-    def __init__(
-        self,
-        ingestor: Ingestor,
-        report: IngestReport,
-        progress: Progress | None,
-        bar: bool,
-        force: bool = False,
-    ) -> None:
-        self.ing = ingestor
-        self.force = force
-        self.report = report
-        self.progress = progress
-        self.pending: list[_Pending] = []
-        self.seen: set[str] = set()
-        self.done = 0
-        self.total = 0
-        self.bar = tqdm(total=0, unit=" articles", disable=not bar, dynamic_ncols=True)
-
-    def expect(self, n: int) -> None:
-        self.total += n
-        self.bar.total = self.total
-        self.bar.refresh()
-
-    def guarded_add(self, name: str, article: Article, origin: Path | None) -> None:
-        """Add one article; a failure of this one document is reported, the batch goes on.
-
-        Storage and index errors (a full disk, an unreachable server) stop the run: every
-        later article would fail the same way.
-        """
-        try:
-            self.add(article, origin)
-        except InputError as exc:
-            self.report.failed.append((name, str(exc)))
-            return
-        except (OSError, sqlite3.Error, NewsdeskError):
-            raise
-        except Exception:
-            log.exception("ingesting %s failed", name)
-            self.report.failed.append((name, INTERNAL))
-            return
-        if sum(len(p.chunks) for p in self.pending) >= FLUSH_CHUNKS:
-            self.flush()
-
-    def add(self, article: Article, origin: Path | None) -> None:
-        ing = self.ing
-        if origin is not None and ing.corpus.contains(origin):
-            article.path = origin  # already in corpus/: index it where it is
-        if not article.id and article.path is not None:
-            article = ing.corpus.read(article.path)  # a hand-made file gets its path-based id
-        article.id = assign_id(article)
-        digest = content_hash(article)
-        row = ing.store.article(article.id)
-        if row and row.state == "removing" and origin is not None and ing.corpus.contains(origin):
-            raise InputError(
-                f"article {row.id} is being removed (its file could not be deleted yet): "
-                "not indexed again"
-            )
-        if article.id in self.seen or (
-            not self.force
-            and row
-            and row.content_hash == digest
-            and row.state == "ready"
-            and Path(row.path).exists()
-        ):
-            self.report.unchanged.append(article)
-            self._tick()
-            return
-        self.seen.add(article.id)
-        status = "updated" if row else "added"
-        if article.path is None:  # from outside corpus/: save it there first
-            if row and ing.corpus.contains(Path(row.path)):
-                article.path = Path(row.path)  # an update overwrites the same corpus file
-            ing.corpus.write(article)
-        path = article.path
-        assert path is not None
-        # A corpus file whose id changed (edited by hand, no id): drop the old entry.
-        for other in ing.store.articles_at(path):
-            if other.id != article.id:
-                ing.store.delete_article(other.id)
-        chunks = ing.chunker.chunk(article)
-        ing.store.begin_article(article, digest)
-        self.pending.append(_Pending(article, status, chunks))
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        texts = [embed_text(p.article.title, c.text) for p in self.pending for c in p.chunks]
-        vectors = self.ing.embedder.encode(texts)
-        offset = 0
-        for item in self.pending:
-            n = len(item.chunks)
-            self.ing.store.put_chunks(
-                item.article, item.chunks, vectors[offset : offset + n], new=item.status == "added"
-            )
-            offset += n
-            getattr(self.report, item.status).append(item.article)
-            self.report.chunks[item.article.id] = n
-            self._tick()
-        self.pending = []
-
-    def _tick(self) -> None:
-        self.done += 1
-        self.bar.update(1)
-        if self.progress:
-            self.progress(self.done, max(self.total, self.done))
-
-    def finish(self) -> None:
-        self.flush()
-        self.bar.close()
-        if self.report.added or self.report.updated:
-            manifest.record(self.ing.store, self.ing.built_with)

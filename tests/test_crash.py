@@ -41,7 +41,7 @@ TIMEOUT = 90.0  # seconds for one subprocess to reach a point; far above the usu
 # `python -m bot ingest FILE`, with embedding batches of 8 chunks instead of 512 so that corpus
 # writes, manifest rows, vectors and chunk rows interleave as they do in a large ingest.
 INGEST = (
-    "import sys, bot.ingest, bot.cli; bot.ingest.FLUSH_CHUNKS = 8; "
+    "import sys, bot.batch, bot.cli; bot.batch.FLUSH_CHUNKS = 8; "
     "bot.cli.main(['ingest', sys.argv[1]])"
 )
 
@@ -328,7 +328,7 @@ def test_crash_at_each_write_step_is_repaired(
         return result
 
     monkeypatch.setattr(owner[owner_name], method, dying)
-    monkeypatch.setattr("bot.ingest.FLUSH_CHUNKS", 1)  # one article per batch
+    monkeypatch.setattr("bot.batch.FLUSH_CHUNKS", 1)  # one article per batch
     with pytest.raises(Crash):
         desk.ingestor.ingest([jsonl])
     monkeypatch.undo()
@@ -353,7 +353,7 @@ def test_crash_at_each_write_step_is_repaired(
 # -- remove and reindex ---------------------------------------------------------------------
 
 # `newsdesk remove ID` / `newsdesk reindex` with small embedding batches, as INGEST above.
-COMMAND = "import sys, bot.ingest, bot.cli; bot.ingest.FLUSH_CHUNKS = 8; bot.cli.main(sys.argv[1:])"
+COMMAND = "import sys, bot.batch, bot.cli; bot.batch.FLUSH_CHUNKS = 8; bot.cli.main(sys.argv[1:])"
 
 
 def _states(db: Path) -> Counter[str]:
@@ -466,7 +466,7 @@ def test_remove_and_reindex_crash_at_each_step(
         return result
 
     monkeypatch.setattr(owner[owner_name], method, dying)
-    monkeypatch.setattr("bot.ingest.FLUSH_CHUNKS", 1)
+    monkeypatch.setattr("bot.batch.FLUSH_CHUNKS", 1)
     with pytest.raises(Crash):
         if command == "remove":
             desk.ingestor.remove(victim.id)
