@@ -15,8 +15,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from bot.embed import Embedder
 from bot.models import Answer, Citation, Filters, Passage
+from bot.query import STOPWORDS
 from bot.retrieve import Retriever
-from bot.store import STOPWORDS
 
 ABSTAIN_TEXT = "The corpus does not answer this question."
 MIN_SENTENCE_CHARS = 25

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from bot.errors import InputError
 from bot.models import Filters
 from bot.parse import parse_date
-from bot.store import STOPWORDS
+from bot.query import STOPWORDS
 
 FILTER = re.compile(r'\b(since|until|source):(?:"([^"]+)"|(\S+))', re.IGNORECASE)
 FOLLOW_UP_START = re.compile(

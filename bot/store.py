@@ -24,6 +24,7 @@ import numpy as np
 from bot.chroma import open_collection
 from bot.errors import IndexUnavailable, StorageError, storage_problem
 from bot.models import Article, Chunk, Filters, Passage
+from bot.query import chroma_where, date_key, keyword_query, sql_filters
 
 log = logging.getLogger(__name__)
 SCHEMA = """
@@ -58,17 +59,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # Article states: 'indexing' (being written; repair redoes it), 'ready', 'removing' (a takedown
 # in progress: hidden from answers; repair finishes it, never brings it back).
 HEX_PREFIX = re.compile(r"^[0-9a-f]{1,16}$")
-STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for
-    from further had has have having he her here hers him his how i if in into is it its
-    itself just me more most my no nor not now of off on once only or other our out over own
-    same she should so some such than that the their them then there these they this those
-    through to too under until up very was we were what when where which while who whom why
-    will with would you your said says say week news year new one two also
-    """.split()  # noqa: SIM905
-)
 
 
 @dataclass
@@ -87,20 +77,8 @@ class ArticleRow:
     ingested_at: str
 
 
-def date_key(day: dt.date | None) -> int:
-    """Dates as sortable integers for Chroma's numeric filters; 0 = undated."""
-    return day.year * 10000 + day.month * 100 + day.day if day else 0
-
-
 # BM25 weight of a word in the headline, relative to one in the chunk text.
 BM25_TITLE = 2.0
-
-
-def keyword_query(text: str) -> str:
-    """An FTS5 OR-query of the question's content words, each quoted (no FTS syntax leaks)."""
-    words = re.findall(r"\w+", text.lower())
-    terms = dict.fromkeys(w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
-    return " OR ".join(f'"{t}"' for t in terms)
 
 
 class Store:
@@ -341,7 +319,7 @@ class Store:
         result = self.collection.query(
             query_embeddings=[vector.tolist()],
             n_results=k,
-            where=_chroma_where(filters),
+            where=chroma_where(filters),
             include=["distances"],
         )
         ids, distances = result["ids"][0], result["distances"][0]
@@ -357,7 +335,7 @@ class Store:
         query = keyword_query(text)
         if not query:
             return []
-        conditions, args = _sql_filters(filters)
+        conditions, args = sql_filters(filters)
         sql = (
             f"SELECT f.chunk_id, -bm25(chunks_fts, 0.0, {BM25_TITLE}, 1.0) AS score "
             "FROM chunks_fts f "
@@ -414,35 +392,6 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.db.close()
-
-
-def _chroma_where(filters: Filters) -> dict[str, Any] | None:
-    clauses: list[dict[str, Any]] = []
-    if filters.since:
-        clauses.append({"published": {"$gte": date_key(filters.since)}})
-    if filters.until:
-        clauses.append({"published": {"$lte": date_key(filters.until)}})
-    if filters.until and not filters.since:
-        clauses.append({"published": {"$gt": 0}})  # undated articles match no date range
-    if filters.source:
-        clauses.append({"source": filters.source.lower()})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def _sql_filters(filters: Filters) -> tuple[str, list[Any]]:
-    sql, args = "", []
-    if filters.since:
-        sql += " AND a.published >= ?"
-        args.append(filters.since.isoformat())
-    if filters.until:
-        sql += " AND a.published <= ?"
-        args.append(filters.until.isoformat())
-    if filters.source:
-        sql += " AND lower(a.source) = ?"
-        args.append(filters.source.lower())
-    return sql, args
 
 
 def _date(value: str | None) -> dt.date | None:
