@@ -22,6 +22,17 @@ SHARED = ROOT.parent / "shared"
 MakeDesk = Callable[..., Desk]
 
 
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`newsdesk ARGS` in this process: (exit code, stdout, stderr)."""
+    from bot.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0 if code is None else 1), out, err
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return Embedder()

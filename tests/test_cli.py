@@ -6,17 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-from bot.cli import main
 from bot.desk import Desk
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0 if code is None else 1), out, err
 
 
 @pytest.fixture
@@ -34,7 +26,7 @@ def on_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_ask_json_contract(on_seeded: Desk, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["ask", "How much did Turkey pay for the S-400?", "--json"], capsys)
+    code, out, _ = run_cli(["ask", "How much did Turkey pay for the S-400?", "--json"], capsys)
     assert code == 0
     data = json.loads(out)
     assert set(data) == {"question", "abstained", "answer", "citations", "sources", "latency_ms"}
@@ -60,9 +52,11 @@ def test_ask_json_contract(on_seeded: Desk, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_ask_text_and_abstention(on_seeded: Desk, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["ask", "What did Thomas Barak urge Turkey to do?"], capsys)
+    code, out, _ = run_cli(["ask", "What did Thomas Barak urge Turkey to do?"], capsys)
     assert code == 0 and "[1]" in out and "Sources:" in out and "abandon the S-400" in out
-    code, out, _ = run(["ask", "What is the best recipe for sourdough bread?", "--json"], capsys)
+    code, out, _ = run_cli(
+        ["ask", "What is the best recipe for sourdough bread?", "--json"], capsys
+    )
     data = json.loads(out)
     assert code == 0 and data["abstained"] is True and data["citations"] == []
     assert data["sources"]  # the nearest articles are still listed
@@ -76,7 +70,7 @@ def test_eval_contract(on_seeded: Desk, tmp_path: Path, capsys: pytest.CaptureFi
         encoding="utf-8",
     )
     results = tmp_path / "r.jsonl"
-    code, out, _ = run(["eval", str(questions), "--out", str(results)], capsys)
+    code, out, _ = run_cli(["eval", str(questions), "--out", str(results)], capsys)
     assert code == 0 and "2 questions: 1 answered, 1 abstained" in out
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["a", "b"]
@@ -94,36 +88,38 @@ def test_ingest_docs_stats_remove_and_exit_codes(
     good.write_text("Pier reopens\nThe pier reopened on Monday after storm repairs.\n")
     empty = on_tmp / "empty.txt"
     empty.write_text("")
-    code, out, err = run(["ingest", str(good), str(empty)], capsys)
+    code, out, err = run_cli(["ingest", str(good), str(empty)], capsys)
     assert code == 1
     assert "1 added, 0 unchanged, 0 updated, 1 failed" in out
     assert "empty.txt: file is empty" in err and "Traceback" not in err
-    code, out, _ = run(["ingest", str(good)], capsys)
+    code, out, _ = run_cli(["ingest", str(good)], capsys)
     assert code == 0 and "0 added, 1 unchanged, 0 updated, 0 failed" in out
-    code, out, _ = run(["docs"], capsys)
+    code, out, _ = run_cli(["docs"], capsys)
     assert code == 0 and "Pier reopens" in out and "1 articles" in out
     article_id = out.split()[0]
-    code, out, _ = run(["stats", "--json"], capsys)
+    code, out, _ = run_cli(["stats", "--json"], capsys)
     assert code == 0 and json.loads(out)["articles"] == 1 and json.loads(out)["chunks"] == 1
-    code, out, err = run(["remove", "ffffffff"], capsys)
+    code, out, err = run_cli(["remove", "ffffffff"], capsys)
     assert code == 1 and "no article with id 'ffffffff'" in err and "Traceback" not in err
-    code, out, _ = run(["remove", article_id], capsys)
+    code, out, _ = run_cli(["remove", article_id], capsys)
     assert code == 0 and "removed" in out
     assert list((on_tmp / "corpus").rglob("*.md")) == []
 
 
 def test_user_errors_are_one_line(on_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["ask", "anything", "--since", "last week"], capsys)
+    code, _, err = run_cli(["ask", "anything", "--since", "last week"], capsys)
     assert code == 2 and "not a date" in err and "Traceback" not in err
     # An empty index beside a non-empty corpus says how to rebuild it.
     corpus = on_tmp / "corpus" / "undated"
     corpus.mkdir(parents=True)
     (corpus / "a.md").write_text("---\ntitle: A\n---\n\nSome text.\n")
-    code, _, err = run(["ask", "anything"], capsys)
+    code, _, err = run_cli(["ask", "anything"], capsys)
     assert code == 1 and "newsdesk reindex" in err and "Traceback" not in err
-    code, out, _ = run(["reindex"], capsys)
+    code, out, _ = run_cli(["reindex"], capsys)
     assert code == 0 and "1 added" in out
-    code, _, err = run(["eval", str(on_tmp / "missing.jsonl"), "--out", str(on_tmp / "o")], capsys)
+    code, _, err = run_cli(
+        ["eval", str(on_tmp / "missing.jsonl"), "--out", str(on_tmp / "o")], capsys
+    )
     assert code == 1 and "cannot read" in err
 
 
@@ -134,7 +130,7 @@ def test_first_ingest_of_the_corpus_reports_what_it_added(
     corpus.mkdir(parents=True)
     for name in ("a", "b"):
         (corpus / f"{name}.md").write_text(f"---\ntitle: {name}\n---\n\nText {name}.\n")
-    code, out, _ = run(["ingest", str(on_tmp / "corpus")], capsys)
+    code, out, _ = run_cli(["ingest", str(on_tmp / "corpus")], capsys)
     assert code == 0 and "2 added, 0 unchanged, 0 updated, 0 failed" in out
-    code, out, _ = run(["ingest", str(on_tmp / "corpus")], capsys)
+    code, out, _ = run_cli(["ingest", str(on_tmp / "corpus")], capsys)
     assert code == 0 and "0 added, 2 unchanged, 0 updated, 0 failed" in out

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 from botkit import JOURNALISTS, running_bot
-from conftest import MakeDesk, settings_for
+from conftest import MakeDesk, run_cli, settings_for
 from fake_telegram import FakeTelegram
 from test_chroma_server import ChromaProcess, chroma_executable
 
-from bot.cli import main
 from bot.desk import Desk
 from bot.embed import Embedder
 from bot.errors import IndexUnavailable, NewsdeskError, NotFound, StorageError
@@ -49,14 +48,6 @@ def write_stories(folder: Path, n: int, prefix: str = "Story") -> list[str]:
         )
         titles.append(title)
     return titles
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0 if code is None else 1), out, err
 
 
 @pytest.fixture
