@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,10 @@ class ChatMemory:
             self._by_user.popitem(last=False)
         return conversation
 
+    def forget(self, user_id: int) -> bool:
+        """Drop this user's conversation; True if there was one."""
+        return self._by_user.pop(user_id, None) is not None
+
     def __len__(self) -> int:
         return len(self._by_user)
 
@@ -72,6 +77,7 @@ class Services:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="newsdesk-write")
     )
     health: HealthServer | None = None
+    retention: asyncio.Task[None] | None = None  # the daily expiry, without PTB's JobQueue
 
 
 Context = CallbackContext[ExtBot[None], dict[object, object], ChatMemory, Services]
