@@ -92,10 +92,10 @@ def action_of(update: Update, bot_username: str, bot_id: int, is_admin: bool) ->
     private = message.chat.type == ChatType.PRIVATE
     command = command_of(message, bot_username)
     # Targets are audited: never what a journalist typed or forwarded (a question, a source's
-    # message), only an admin command's arguments or an admin's forward.
+    # message), only an admin's command arguments or forward.
     if command is not None:
         admin = command[0] in ADMIN_COMMANDS
-        return Action(command[0], command[1][:200] if admin else "", admin, True)
+        return Action(command[0], command[1][:200] if admin and is_admin else "", admin, True)
     if private and message.document is not None:
         return Action("upload", message.document.file_name or "upload", True, True)
     if private and message.forward_origin is not None:
