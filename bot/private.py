@@ -28,7 +28,6 @@ def private_dir(path: Path) -> Path:
 def private_file(path: Path) -> Path:
     """Create `path` empty if absent (never readable by others, not even for an instant) and
     make it, and any SQLite -wal/-shm beside it, owner-only."""
-    private_dir(path.parent)
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE))
     for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if companion.exists():
@@ -37,7 +36,9 @@ def private_file(path: Path) -> Path:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A SQLite connection to an owner-only file (usable from worker threads)."""
+    """A SQLite connection to an owner-only file in an owner-only folder (usable from worker
+    threads)."""
+    private_dir(path.parent)
     return sqlite3.connect(private_file(path), check_same_thread=False)
 
 

@@ -7,6 +7,7 @@ database under index/ can be searched for what one user left behind.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ from conftest import CORPUS, settings_for
 from fake_telegram import FakeTelegram
 
 from bot import privacy, render
+from bot.cli import main
 from bot.desk import Desk
 from bot.embed import Embedder
 from bot.journal import Journal
@@ -251,3 +253,59 @@ def test_index_files_are_owner_only(make_desk: Any, tmp_path: Path) -> None:
     for path in [*databases, *index.glob("*.db-*")]:
         assert mode(path) == 0o600, path
     journal.close()
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0 if code is None else 1), out, err
+
+
+def test_journal_export_purge_and_stats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(tmp_path / "corpus"))
+    monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(tmp_path / "index"))
+    journal = Journal(tmp_path / "index" / "feedback.db")
+    old_rows(journal, 10, 1)
+    old_rows(journal, 3, 2)
+    journal.close()
+
+    out = tmp_path / "review.jsonl"
+    assert run_cli(["journal", "export", "--out", str(out)], capsys)[0] == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["kind"], r["user_id"]) for r in rows] == [
+        ("answer", 1),
+        ("answer", 2),
+        ("audit", 1),
+        ("audit", 2),
+    ]
+    assert rows[0]["question"] is None and rows[0]["votes"][0]["vote"] == 1
+    assert mode(out) == 0o600
+    since = (dt.date.today() - dt.timedelta(days=5)).isoformat()
+    assert run_cli(["journal", "export", "--since", since, "--out", str(out)], capsys)[0] == 0
+    assert {json.loads(line)["user_id"] for line in out.read_text().splitlines()} == {2}
+    code, _, err = run_cli(["journal", "export", "--since", "soon", "--out", str(out)], capsys)
+    assert code == 1 and err.strip() == "error: --since 'soon' is not a date: use YYYY-MM-DD"
+
+    code, _, err = run_cli(["journal", "purge"], capsys)
+    assert code == 1 and "--user ID, --older-than DAYS" in err
+    code, said, _ = run_cli(["journal", "purge", "--older-than", "7"], capsys)
+    assert code == 0 and said.strip() == "deleted 1 answers, 1 feedback, 1 audit (audited)"
+    code, said, _ = run_cli(["journal", "purge", "--user", "2"], capsys)
+    assert code == 0 and said.strip() == "deleted 1 answers, 1 feedback, 1 audit (audited)"
+    journal = Journal(tmp_path / "index" / "feedback.db")
+    purges = journal.audit_log()
+    journal.close()
+    assert [(e.action, e.target) for e in purges] == [
+        ("journal-purge", "user=2"),
+        ("journal-purge", "older-than=7.0"),
+    ]
+    assert all(e.user_name.startswith("cli:") for e in purges)
+
+    code, said, _ = run_cli(["stats", "--json"], capsys)
+    data = json.loads(said)
+    assert code == 0 and data["journal_rows"] == {"answers": 0, "feedback": 0, "audit": 2}
+    assert data["journal_bytes"] > 0 and data["journal_oldest"][:10] == dt.date.today().isoformat()
