@@ -35,6 +35,16 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def write_text(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, owner-only from the first byte (a temporary file
+    beside it, then os.replace)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A SQLite connection to an owner-only file in an owner-only folder (usable from worker
     threads)."""

@@ -23,7 +23,7 @@ from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of, set
 from conftest import CORPUS, settings_for
 from fake_telegram import FakeTelegram
 
-from bot import privacy, render
+from bot import privacy, private, render
 from bot.cli import main
 from bot.desk import Desk
 from bot.embed import Embedder
@@ -170,6 +170,20 @@ async def test_forget_cancel_keeps_everything(tg: FakeTelegram, own_desk: Desk) 
 
 
 @ASYNC
+async def test_forget_keeps_an_admins_audit_rows(tg: FakeTelegram, own_desk: Desk) -> None:
+    async with running_bot(tg, own_desk, admins=[ADMIN]) as app:
+        journal = services_of(app).journal
+        await tg.wait_for(reply_to(tg.send_text(ADMIN, QUESTION)))
+        journal.audit(ADMIN, "boss", "remove", "0123456789abcdef", "removed")
+        prompt = await tg.wait_for(reply_to(tg.send_text(ADMIN, "/forget")))
+        assert "your admin actions stay in the audit log" in prompt["text"]
+        pressed = tg.press_button(ADMIN, prompt["message_id"], buttons(prompt)["Delete"])
+        await tg.wait_answered(pressed)
+        await tg.wait_for(lambda e: e["text"].startswith("Done: deleted 1 stored rows"))
+        assert journal.held_about(ADMIN) == {"answers": 0, "feedback": 0, "audit": 1}
+
+
+@ASYNC
 async def test_question_text_is_kept_only_when_the_operator_asks(
     tg: FakeTelegram, own_desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -252,6 +266,8 @@ def test_index_files_are_owner_only(make_desk: Any, tmp_path: Path) -> None:
     assert {p.name for p in databases} >= {"feedback.db", "newsdesk.db", "chroma.sqlite3"}
     for path in [*databases, *index.glob("*.db-*")]:
         assert mode(path) == 0o600, path
+    private.write_text(index / "writer.json", "{}")  # for the lock and hand-off files
+    assert mode(index / "writer.json") == 0o600 and (index / "writer.json").read_text() == "{}"
     journal.close()
 
 
