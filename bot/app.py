@@ -22,7 +22,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import access, admin, journalist, privacy, render, sending
+from bot import access, admin, handoff, journalist, privacy, render, sending
 from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import NewsdeskError
@@ -199,7 +199,7 @@ async def on_startup(app: Application) -> None:
             await app.bot.set_my_commands(
                 journalist.COMMANDS + admin.COMMANDS, scope=BotCommandScopeChat(admin_id)
             )
-    await asyncio.to_thread(svc.desk.ingestor.repair)
+    svc.handoff = await handoff.start(svc.desk, svc.writer)  # writer lock, repair, inbox
     await privacy.start_retention(app)
     if not (svc.settings.allowed_users or svc.settings.allowed_chats or svc.settings.admins):
         log.warning("no NEWSDESK_ALLOWED_USERS/CHATS/ADMINS: everyone will be refused")
@@ -216,6 +216,8 @@ async def on_startup(app: Application) -> None:
 
 async def on_shutdown(app: Application) -> None:
     svc: Services = app.bot_data
+    if svc.handoff:
+        await handoff.stop(svc.handoff)
     if svc.health:
         await svc.health.stop()
     if svc.retention:

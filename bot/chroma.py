@@ -50,7 +50,7 @@ def open_collection(index_dir: Path, chroma_url: str, retries: int, timeout: flo
                 settings=ChromaSettings(anonymized_telemetry=False),
             )
             _set_http_timeout(client, timeout)
-            return _chunks_collection(client)
+            return client
 
         return Collection(connect, server.url, retries)
     path = private.private_dir(index_dir / "chroma")
@@ -65,7 +65,9 @@ def open_collection(index_dir: Path, chroma_url: str, retries: int, timeout: flo
             f"cannot open the vector store at {path} ({exc.__class__.__name__}: {exc}); "
             "run `newsdesk reindex` to rebuild it from corpus/"
         ) from exc
-    return Collection(lambda: collection, str(path), retries)
+    opened = Collection(lambda: client, str(path), retries)
+    opened._client, opened._collection = client, collection
+    return opened
 
 
 # -- Chroma: embedded or server, behind retries ---------------------------------------------
@@ -145,7 +147,8 @@ class Collection:
     def __init__(
         self, connect: Callable[[], Any], where: str, attempts: int = 4, wait: float = 0.5
     ) -> None:
-        self._connect = connect
+        self._connect = connect  # returns a chromadb client
+        self._client: Any = None
         self._collection: Any = None
         self._lock = threading.Lock()
         self.where = where
@@ -167,6 +170,19 @@ class Collection:
     def count(self) -> int:
         return int(self._call("count", {}))
 
+    def recreate(self) -> None:
+        """Drop the collection and make it anew: a collection keeps the dimension of its first
+        vectors even when emptied, and a new embedding model may have another."""
+        self._open()
+        with self._lock:
+            self._client.delete_collection(COLLECTION)
+            self._collection = _chunks_collection(self._client)
+
+    def identity(self) -> str:
+        """Where the vectors live and which collection holds them (a new server: a new id)."""
+        collection = self._call("_self", {})
+        return f"{self.where} collection {collection.id}"
+
     def _call(self, method: str, kwargs: dict[str, Any]) -> Any:
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
@@ -187,13 +203,15 @@ class Collection:
             ) from exc
 
     def _invoke(self, method: str, kwargs: dict[str, Any]) -> Any:
-        return getattr(self._open(), method)(**kwargs)
+        collection = self._open()
+        return collection if method == "_self" else getattr(collection, method)(**kwargs)
 
     def _open(self) -> Any:
         with self._lock:
             if self._collection is None:
                 try:
-                    self._collection = self._connect()
+                    self._client = self._connect()
+                    self._collection = _chunks_collection(self._client)
                 except Exception as exc:
                     if is_transient(exc):
                         raise  # retried by _call

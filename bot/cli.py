@@ -8,6 +8,8 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +19,11 @@ from tqdm import tqdm
 from bot import journal_cli
 from bot.config import Settings
 from bot.desk import Desk
-from bot.errors import IndexUnavailable, NewsdeskError
-from bot.models import Filters, IngestReport
+from bot.errors import IndexUnavailable, NewsdeskError, storage_problem
+from bot.handoff import Outcome, hand_off, report_outcome
+from bot.lock import Holder
+from bot.manifest import vector_gap
+from bot.models import Filters
 from bot.output import answer_dict, answer_text, passage_dict, source_line
 
 app = typer.Typer(
@@ -74,20 +79,32 @@ def _require_index(desk: Desk) -> None:
                 f"the index in {desk.settings.index_dir} is empty but {desk.corpus.root} holds "
                 f"{n} articles: run `newsdesk reindex`"
             )
+    if gap := vector_gap(desk.store):
+        raise IndexUnavailable(gap)
 
 
-def _print_report(report: IngestReport) -> None:
-    for label, articles in (("added", report.added), ("updated", report.updated)):
-        for a in articles:
-            typer.echo(f"{label:9} {a.id}  {a.title[:70]}  ({report.chunks.get(a.id, 0)} chunks)")
-    for name, reason in report.failed:
-        typer.echo(f"failed    {name}: {reason}", err=True)
-    for name, note in report.notes:
-        typer.echo(f"note      {name}: {note}", err=True)
-    typer.echo(
-        f"{len(report.added)} added, {len(report.unchanged)} unchanged, "
-        f"{len(report.updated)} updated, {len(report.failed)} failed"
-    )
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _writer(desk: Desk, command: str) -> Iterator[Holder | None]:
+    """Hold index/'s writer lock for the command; or yield the running bot to hand over to."""
+    bot = desk.index_lock.acquire(command, desk.settings.lock_timeout, _say, defer_to_bot=True)
+    try:
+        yield bot
+    finally:
+        desk.index_lock.release()
+
+
+def _finish(outcome: Outcome | None) -> None:
+    if outcome is None:
+        typer.echo("the bot has not finished yet; it goes on (see its log)", err=True)
+        return
+    for line, to_stderr in outcome.lines:
+        typer.echo(line, err=to_stderr)
+    if outcome.code:
+        raise typer.Exit(outcome.code)
 
 
 @app.command()
@@ -96,23 +113,44 @@ def ingest(
 ) -> None:
     """Add articles: .md .txt .html .pdf .docx .jsonl files, folders of them, or URLs."""
     desk = _desk()
-    bar = sys.stderr.isatty()
-    # Finishing an interrupted ingest (or a first run over corpus/) is part of this run.
-    report = desk.ingestor.repair(bar=bar)
-    report.merge(desk.ingestor.ingest(paths, bar=bar))
-    _print_report(report)
-    if report.failed:
-        raise typer.Exit(1)
+    with _writer(desk, "ingest") as bot:
+        if bot:
+            note = {"command": "ingest", "items": list(paths)}
+            return _finish(hand_off(desk, bot, note, _say))
+        bar = sys.stderr.isatty()
+        # Finishing an interrupted ingest (or a first run over corpus/) is part of this run.
+        report = desk.ingestor.repair(bar=bar)
+        report.merge(desk.ingestor.ingest(paths, bar=bar))
+    _finish(report_outcome(report))
 
 
 @app.command()
 def reindex() -> None:
-    """Rebuild index/ from corpus/."""
+    """Re-embed every corpus/ file into index/ (old chunks stay until replaced)."""
     desk = _desk()
-    report = desk.ingestor.reindex(bar=sys.stderr.isatty())
-    _print_report(report)
-    if report.failed:
-        raise typer.Exit(1)
+    with _writer(desk, "reindex") as bot:
+        if bot:
+            return _finish(hand_off(desk, bot, {"command": "reindex"}, _say))
+        report = desk.ingestor.reindex(bar=sys.stderr.isatty())
+    _finish(report_outcome(report))
+
+
+@app.command()
+def repair(
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune", help="Drop index entries whose file is gone, even most or all of them."
+        ),
+    ] = False,
+) -> None:
+    """Make index/ agree with corpus/: finish interrupted work, re-embed missing vectors."""
+    desk = _desk()
+    with _writer(desk, "repair") as bot:
+        if bot:
+            return _finish(hand_off(desk, bot, {"command": "repair", "prune": prune}, _say))
+        report = desk.ingestor.repair(bar=sys.stderr.isatty(), prune=prune)
+    _finish(report_outcome(report))
 
 
 @app.command()
@@ -150,7 +188,11 @@ def remove(
     article_id: Annotated[str, typer.Argument(help="Article id (or a unique prefix).")],
 ) -> None:
     """Delete an article from corpus/ and the index."""
-    article = _desk().ingestor.remove(article_id)
+    desk = _desk()
+    with _writer(desk, "remove") as bot:
+        if bot:
+            return _finish(hand_off(desk, bot, {"command": "remove", "id": article_id}, _say))
+        article = desk.ingestor.remove(article_id)
     typer.echo(f"removed {article.id}  {article.title}")
 
 
@@ -316,11 +358,50 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_no_operator_tracebacks)
     try:
         app(args=argv)
     except NewsdeskError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except Exception:
+    except Exception as exc:
+        if problem := _operator_problem(exc):
+            typer.echo(f"error: {problem}", err=True)
+            sys.exit(1)
         log.exception("unexpected error (a bug: please report it with this trace)")
         sys.exit(70)
+
+
+def _operator_problem(exc: BaseException) -> str:
+    """Errors of the machine, not of the program: a full disk, a read-only volume, a token."""
+    kind = type(exc).__name__  # telegram.error's classes: imported only by `serve`
+    if kind == "InvalidToken":
+        return (
+            "Telegram rejected the bot token: check NEWSDESK_TELEGRAM_TOKEN against the token "
+            "@BotFather gave you"
+        )
+    if kind in {"NetworkError", "TimedOut"} and type(exc).__module__ == "telegram.error":
+        return (
+            f"cannot reach the Telegram Bot API ({exc}): check the network and "
+            "NEWSDESK_TELEGRAM_API_URL"
+        )
+    settings = Settings()
+    if problem := storage_problem(exc):
+        return (
+            f"cannot write the index or the corpus ({settings.index_dir}, {settings.corpus_dir}):"
+            f" {problem}. Nothing was lost: free space or make the folder writable, then run the"
+            " same command again"
+        )
+    return ""
+
+
+def _no_operator_tracebacks(record: logging.LogRecord) -> bool:
+    """python-telegram-bot logs a rejected token with a traceback before raising it: the
+    one-line error printed by main() says it all."""
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None:
+        return not (type(error).__module__ == "telegram.error" and _operator_problem(error))
+    # A traceback already redacted of the token (bot.app.protect_logs) is kept as text.
+    last = (record.exc_text or "").rstrip().rpartition("\n")[2]
+    return not last.startswith(("telegram.error.InvalidToken", "telegram.error.NetworkError"))

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     chroma_url: str = ""
     chroma_retries: int = 4  # attempts per Chroma call on connection errors, with backoff
     chroma_timeout: float = 30.0  # seconds per request to a Chroma server
+    # seconds a writer (CLI or bot start) waits for another to finish with index/; also how
+    # long a CLI command waits for the running bot to do what it handed over
+    lock_timeout: float = 300.0
+    inbox_interval: float = 5.0  # seconds between the bot's looks at index/inbox/
 
     # Ingestion
     max_file_mb: float = 20.0

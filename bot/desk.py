@@ -16,6 +16,8 @@ from bot.corpus import Corpus
 from bot.embed import Embedder
 from bot.fetch import Fetcher
 from bot.ingest import Ingestor
+from bot.lock import IndexLock
+from bot.manifest import BuiltWith, check
 from bot.models import Answer, Filters, Passage
 from bot.retrieve import RetrievalParams, Retriever
 from bot.store import Store
@@ -67,7 +69,13 @@ class Desk:
         )
 
     @cached_property
+    def index_lock(self) -> IndexLock:
+        """Across processes: one writer on index/ (the bot, or one CLI command)."""
+        return IndexLock(self.settings.index_dir)
+
+    @cached_property
     def retriever(self) -> Retriever:
+        check(self.store, BuiltWith.of(self.embedder, self.ingestor.chunker))
         s = self.settings
         params = RetrievalParams(top_k=s.top_k, per_article=s.per_article)
         return Retriever(self.store, self.embedder, params)

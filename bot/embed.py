@@ -25,6 +25,8 @@ class Embedder:
     """Loads the model once; encodes to unit vectors (cosine = dot product).
 
     One lock serialises encode calls: on a small CPU, parallel encodes only fight for cores.
+    Token counts take it too: a Hugging Face fast tokenizer shared by two threads fails with
+    "Already borrowed", and encode uses the same tokenizer.
     """
 
     def __init__(
@@ -53,7 +55,7 @@ class Embedder:
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length or 256)
         self.dimension = int(self.model.get_embedding_dimension() or 0)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def tokenizer(self) -> Any:
@@ -61,7 +63,8 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces without the special tokens the model adds around every input."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._lock:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not texts:

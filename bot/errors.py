@@ -35,3 +35,30 @@ class NotFound(NewsdeskError):
 
 class IndexUnavailable(NewsdeskError):
     """The index is missing or unreadable; `newsdesk reindex` rebuilds it."""
+
+
+class StorageError(NewsdeskError):
+    """index/ or corpus/ cannot be written: a full disk, a read-only volume, no permission."""
+
+
+def storage_problem(exc: BaseException) -> str:
+    """What an OS/SQLite/Chroma error says about the disk, in a few words ('' if nothing)."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = current.errno if isinstance(current, OSError) else None
+        text = str(current).lower()
+        where = (
+            f" ({current.filename})" if isinstance(current, OSError) and current.filename else ""
+        )
+        if code in {errno.ENOSPC, errno.EDQUOT} or "disk is full" in text or "no space" in text:
+            return f"no space left on the device{where}"
+        if code == errno.EROFS or "readonly database" in text or "read-only file system" in text:
+            return f"the folder is on a read-only file system{where}"
+        if code in {errno.EACCES, errno.EPERM}:
+            return f"permission denied{where}"
+        current = current.__cause__ or current.__context__
+    return ""

@@ -2,34 +2,42 @@
 
 Order of writes for each article, so that a crash at any point is repaired on the next run:
 corpus file (atomic) -> manifest row 'indexing' -> chunks and vectors -> manifest 'ready'.
-`repair()` redoes 'indexing' rows, indexes corpus files the manifest lacks, and drops index
-entries whose file is gone.
+A removal runs the other way: manifest 'removing' (hidden) -> corpus file deleted -> entry gone.
+`repair()` redoes 'indexing' rows, finishes 'removing' ones, indexes corpus files the manifest
+lacks, re-embeds articles whose vectors are missing, and drops index entries whose file is gone
+(unless most files vanished at once: a missing volume is not a mass deletion).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bot import sources
+from bot import manifest, sources
 from bot.chunk import Chunker, embed_text
 from bot.corpus import Corpus, assign_id, content_hash
 from bot.embed import Embedder
-from bot.errors import InputError, NotFound
+from bot.errors import InputError, NewsdeskError, NotFound, StorageError, storage_problem
 from bot.fetch import Fetcher
 from bot.models import Article, Chunk, IngestReport
 from bot.parse import Item, apply_metadata, iter_parse
-from bot.store import ArticleRow, Store
+from bot.store import HEX_PREFIX, ArticleRow, Store
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 SourceOrError = sources.Source | InputError
 # Embed this many chunks at once: full batches keep the encoder at its raw throughput.
 FLUSH_CHUNKS = 512
+# Repair keeps index entries whose files vanished when more than this share of them (and more
+# than PRUNE_MIN_FILES) went at once: an unmounted volume, not an editor's deletions.
+PRUNE_MAX_SHARE = 0.5
+PRUNE_MIN_FILES = 5
+INTERNAL = "internal error, see the log"
 
 
 @dataclass
@@ -71,10 +79,11 @@ class Ingestor:
         self, articles: Iterable[Article], progress: Progress | None = None
     ) -> IngestReport:
         """Ingest articles built elsewhere (pasted text, a forwarded message)."""
+        self._check_built_with()
         report = IngestReport()
         run = _Run(self, report, progress, bar=False)
         for article in articles:
-            run.add(article, origin=None)
+            run.guarded_add(article.title or "article", article, origin=None)
         run.finish()
         return report
 
@@ -84,14 +93,18 @@ class Ingestor:
         progress: Progress | None = None,
         bar: bool = False,
         metadata: dict[str, str] | None = None,
+        force: bool = False,
     ) -> IngestReport:
         """Parse and ingest sources; `metadata` (an admin's caption) overrides what was parsed.
 
         Each failure (a whole document, or one JSONL line with its number) is reported and the
         rest goes on. A JSONL is streamed: its articles are indexed as they are read.
+        `force` re-embeds articles even when unchanged (reindex).
         """
+        if not force:
+            self._check_built_with()
         report = IngestReport()
-        run = _Run(self, report, progress, bar)
+        run = _Run(self, report, progress, bar, force=force)
         for name, source in items:
             if isinstance(source, InputError):
                 report.failed.append((name, str(source)))
@@ -105,11 +118,16 @@ class Ingestor:
                     article = self._checked(name, item, metadata, first_seen, report)
                     if article is not None:
                         run.expect(0 if lines else 1)
-                        run.add(article, origin=source.path)
+                        run.guarded_add(item.where if item.line else name, article, source.path)
                     elif lines:
                         run.expect(-1)  # a failed line is no article to wait for
             except InputError as exc:
                 report.failed.append((name, str(exc)))
+            except (OSError, sqlite3.Error, NewsdeskError):
+                raise  # the disk or the index, not this document: every later one would fail
+            except Exception:  # a parser bug must not cost the rest of the batch
+                log.exception("parsing %s failed", name)
+                report.failed.append((name, INTERNAL))
         run.finish()
         return report
 
@@ -148,17 +166,51 @@ class Ingestor:
         return article
 
     def reindex(self, bar: bool = False) -> IngestReport:
-        """Rebuild the whole index from corpus/."""
-        self.store.clear()
-        return self.ingest([self.corpus.root], bar=bar)
+        """Rebuild the index from corpus/, article by article, without emptying it first.
+
+        Every corpus file is parsed again and its article's chunks are replaced once the new
+        ones are embedded; a file that fails keeps its old chunks (and is reported). Articles
+        whose file is gone are dropped at the end. Vectors of another embedding model cannot
+        be mixed with the new ones, so after a model change the vectors are dropped first
+        (keyword search keeps working meanwhile).
+        """
+        if not any(True for _ in self.corpus.paths()):
+            raise NewsdeskError(
+                f"{self.corpus.root} is missing or holds no articles: reindex would empty the "
+                "index. Check NEWSDESK_CORPUS_DIR (an unmounted volume?); to drop every article "
+                "on purpose, run `newsdesk repair --prune`"
+            )
+        before = manifest.recorded(self.store)
+        if before and (before.model, before.dimension) != (
+            self.built_with.model,
+            self.built_with.dimension,
+        ):
+            log.warning("dropping the vectors of %s before re-embedding", before.model)
+            self.store.reset_vectors()
+        report = self.ingest_sources(self._sources([self.corpus.root]), bar=bar, force=True)
+        parsed = {str(a.path) for a in report.added + report.updated + report.unchanged}
+        failed = {name for name, _ in report.failed}
+        for row in self.store.articles():
+            if row.path not in parsed and row.path not in failed and not Path(row.path).exists():
+                log.info("article %s has no file any more: dropping it", row.id)
+                self.store.delete_article(row.id)
+        self._drop_orphans()
+        manifest.record(self.store, self.built_with)
+        return report
 
     def remove(self, article_id: str) -> Article:
-        """Delete an article from the index and from corpus/; accepts a unique id prefix."""
+        """Delete an article from corpus/ and then from the index; a unique id prefix will do.
+
+        The manifest first marks it 'removing' (hidden from answers at once), then its file
+        goes, then its index entry: a crash or a read-only corpus at any step never brings a
+        takedown back, and the next remove or repair finishes it.
+        """
         row = self.resolve(article_id)
         path = Path(row.path)
+        self.store.collection.count()  # a vector store that is down fails here, before any step
+        self.store.mark([row.id], "removing")
+        self._delete_file(path)
         self.store.delete_article(row.id)
-        if path.exists() and self.corpus.contains(path):
-            self.corpus.delete(path)
         return Article(
             title=row.title,
             text="",
@@ -170,29 +222,119 @@ class Ingestor:
         )
 
     def resolve(self, article_id: str) -> ArticleRow:
-        matches = self.store.find_articles(article_id.strip()) if article_id.strip() else []
-        if len(matches) != 1:
-            reason = "no article" if not matches else f"{len(matches)} articles"
-            raise NotFound(f"{reason} with id {article_id!r}: see `newsdesk docs`")
+        """The one article whose id starts with these hex digits (taken literally)."""
+        prefix = article_id.strip().lower()
+        if not HEX_PREFIX.match(prefix):
+            raise NotFound(
+                f"{article_id!r} is not an article id: give its first hex digits (0-9, a-f), "
+                "as `newsdesk docs` shows them"
+            )
+        matches = self.store.find_articles(prefix)
+        if not matches:
+            raise NotFound(f"no article with id {prefix!r}: see `newsdesk docs`")
+        if len(matches) > 1:
+            listed = "; ".join(f"{r.id} {r.title[:50]}" for r in matches[:10])
+            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+            raise NotFound(
+                f"{len(matches)} articles start with {prefix!r}: {listed}{more}. "
+                "Nothing was changed: give more of the id"
+            )
         return matches[0]
 
-    def repair(self, bar: bool = False) -> IngestReport:
-        """Make index and corpus agree after a crash: finish or roll back half-done work."""
-        known = {row.path: row for row in self.store.articles()}
-        todo: list[Path] = []
-        for row in known.values():
-            path = Path(row.path)
-            if not path.exists():
-                log.warning("article %s lost its file %s: removing it from the index", row.id, path)
+    def repair(self, bar: bool = False, prune: bool = False) -> IngestReport:
+        """Make index and corpus agree after a crash: finish or roll back half-done work.
+
+        Entries whose file is gone are dropped, unless the corpus folder is missing or empty
+        or most files vanished at once (then they are kept, and the report says why);
+        `prune=True` drops them anyway.
+        """
+        self._check_built_with()
+        report = IngestReport()
+        rows = self.store.articles()
+        for row in rows:
+            if row.state == "removing":  # a takedown a crash interrupted: finish it
+                try:
+                    self._delete_file(Path(row.path))
+                except StorageError as exc:
+                    report.notes.append((row.id, f"stays hidden, not yet removed: {exc}"))
+                    continue
                 self.store.delete_article(row.id)
-            elif row.state != "ready":
-                todo.append(path)
+        rows = [r for r in rows if r.state != "removing"]
+        known = {row.path for row in rows}
+        gone = [row for row in rows if not Path(row.path).exists()]
+        if gone and (prune or self._safe_to_prune(len(gone), len(rows))):
+            for row in gone:
+                log.warning(
+                    "article %s lost its file %s: removing it from the index", row.id, row.path
+                )
+                self.store.delete_article(row.id)
+        elif gone:
+            note = (
+                f"{len(gone)} of {len(rows)} indexed articles have no file in "
+                f"{self.corpus.root} (the folder is missing, empty, or most files vanished at "
+                "once): kept them in the index. Check NEWSDESK_CORPUS_DIR; if the files were "
+                "deleted on purpose, run `newsdesk repair --prune`"
+            )
+            log.warning("%s", note)
+            report.notes.append((str(self.corpus.root), note))
+        lost = {str(r.path) for r in gone}
+        todo = [Path(r.path) for r in rows if r.state != "ready" and r.path not in lost]
         todo += [p for p in self.corpus.paths() if str(p) not in known]
-        # Vectors whose chunk row was never committed (a crash between the two stores).
+        todo += self._missing_vectors(lost)
+        self._drop_orphans()
+        if todo:
+            report.merge(self.ingest(list(dict.fromkeys(todo)), bar=bar))
+        manifest.record(self.store, self.built_with)
+        return report
+
+    # -- integrity -------------------------------------------------------------------------
+
+    @property
+    def built_with(self) -> manifest.BuiltWith:
+        return manifest.BuiltWith.of(self.embedder, self.chunker)
+
+    def _check_built_with(self) -> None:
+        manifest.check(self.store, self.built_with)
+
+    def _safe_to_prune(self, gone: int, indexed: int) -> bool:
+        if not any(True for _ in self.corpus.paths()):
+            return False
+        return not (gone > PRUNE_MIN_FILES and gone > PRUNE_MAX_SHARE * indexed)
+
+    def _missing_vectors(self, skip: set[str]) -> list[Path]:
+        """Articles whose vectors the vector store lacks (a new server, a lost folder)."""
+        have = self.store.vector_ids()
+        short = {owner for chunk, owner in self.store.chunk_owners().items() if chunk not in have}
+        rows = [
+            r
+            for r in self.store.articles()
+            if r.id in short and r.path not in skip and r.state != "removing"
+        ]
+        if rows:
+            log.warning(
+                "%d articles have chunks without vectors in %s: re-embedding them",
+                len(rows),
+                self.store.collection.where,
+            )
+            self.store.mark([r.id for r in rows], "indexing")
+        return [Path(r.path) for r in rows]
+
+    def _drop_orphans(self) -> None:
+        """Vectors whose chunk row was never committed (a crash between the two stores)."""
         orphans = self.store.vector_ids() - self.store.all_chunk_ids()
         if orphans:
-            self.store.collection.delete(ids=sorted(orphans))
-        return self.ingest(todo, bar=bar) if todo else IngestReport()
+            self.store.delete_vectors(sorted(orphans))
+
+    def _delete_file(self, path: Path) -> None:
+        if not (path.exists() and self.corpus.contains(path)):
+            return
+        try:
+            self.corpus.delete(path)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot delete {path} ({storage_problem(exc) or exc.strerror}): the article "
+                "is hidden from answers; fix the corpus folder and run the remove again"
+            ) from exc
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -236,9 +378,15 @@ class _Run:
     """One ingest run: decides added/updated/unchanged and embeds in full batches."""
 
     def __init__(
-        self, ingestor: Ingestor, report: IngestReport, progress: Progress | None, bar: bool
+        self,
+        ingestor: Ingestor,
+        report: IngestReport,
+        progress: Progress | None,
+        bar: bool,
+        force: bool = False,
     ) -> None:
         self.ing = ingestor
+        self.force = force
         self.report = report
         self.progress = progress
         self.pending: list[_Pending] = []
@@ -252,6 +400,26 @@ class _Run:
         self.bar.total = self.total
         self.bar.refresh()
 
+    def guarded_add(self, name: str, article: Article, origin: Path | None) -> None:
+        """Add one article; a failure of this one document is reported, the batch goes on.
+
+        Storage and index errors (a full disk, an unreachable server) stop the run: every
+        later article would fail the same way.
+        """
+        try:
+            self.add(article, origin)
+        except InputError as exc:
+            self.report.failed.append((name, str(exc)))
+            return
+        except (OSError, sqlite3.Error, NewsdeskError):
+            raise
+        except Exception:
+            log.exception("ingesting %s failed", name)
+            self.report.failed.append((name, INTERNAL))
+            return
+        if sum(len(p.chunks) for p in self.pending) >= FLUSH_CHUNKS:
+            self.flush()
+
     def add(self, article: Article, origin: Path | None) -> None:
         ing = self.ing
         if origin is not None and ing.corpus.contains(origin):
@@ -261,8 +429,17 @@ class _Run:
         article.id = assign_id(article)
         digest = content_hash(article)
         row = ing.store.article(article.id)
+        if row and row.state == "removing" and origin is not None and ing.corpus.contains(origin):
+            raise InputError(
+                f"article {row.id} is being removed (its file could not be deleted yet): "
+                "not indexed again"
+            )
         if article.id in self.seen or (
-            row and row.content_hash == digest and row.state == "ready" and Path(row.path).exists()
+            not self.force
+            and row
+            and row.content_hash == digest
+            and row.state == "ready"
+            and Path(row.path).exists()
         ):
             self.report.unchanged.append(article)
             self._tick()
@@ -279,11 +456,9 @@ class _Run:
         for other in ing.store.articles_at(path):
             if other.id != article.id:
                 ing.store.delete_article(other.id)
+        chunks = ing.chunker.chunk(article)
         ing.store.begin_article(article, digest)
-        item = _Pending(article, status, ing.chunker.chunk(article))
-        self.pending.append(item)
-        if sum(len(p.chunks) for p in self.pending) >= FLUSH_CHUNKS:
-            self.flush()
+        self.pending.append(_Pending(article, status, chunks))
 
     def flush(self) -> None:
         if not self.pending:
@@ -311,3 +486,5 @@ class _Run:
     def finish(self) -> None:
         self.flush()
         self.bar.close()
+        if self.report.added or self.report.updated:
+            manifest.record(self.ing.store, self.ing.built_with)

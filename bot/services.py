@@ -17,6 +17,7 @@ from telegram.ext import CallbackContext, ExtBot
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.desk import Desk
+from bot.handoff import Watcher
 from bot.journal import Journal
 from bot.metrics import HealthServer, Metrics
 
@@ -77,6 +78,7 @@ class Services:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="newsdesk-write")
     )
     health: HealthServer | None = None
+    handoff: Watcher | None = None  # set at start-up: CLI writes handed to this bot
     retention: asyncio.Task[None] | None = None  # the daily expiry, without PTB's JobQueue
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -22,7 +23,7 @@ import numpy as np
 
 from bot import private
 from bot.chroma import open_collection
-from bot.errors import IndexUnavailable
+from bot.errors import IndexUnavailable, StorageError, storage_problem
 from bot.models import Article, Chunk, Filters, Passage
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,11 @@ CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     chunk_id UNINDEXED, title, text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Article states: 'indexing' (being written; repair redoes it), 'ready', 'removing' (a takedown
+# in progress: hidden from answers; repair finishes it, never brings it back).
+HEX_PREFIX = re.compile(r"^[0-9a-f]{1,16}$")
 STOPWORDS = frozenset(
     """
     a about above after again against all am an and any are as at be because been before
@@ -117,6 +122,14 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
+            problem = storage_problem(exc) or (
+                "" if os.access(index_dir, os.W_OK) else "the folder is read-only"
+            )
+            if problem:  # not a broken index: reindex would not help
+                raise StorageError(
+                    f"cannot open the index in {index_dir}: {problem} (newsdesk writes there "
+                    "even to answer); make it writable"
+                ) from exc
             raise IndexUnavailable(
                 f"the index database in {index_dir} is unreadable ({exc}); "
                 "run `newsdesk reindex` to rebuild it from corpus/"
@@ -208,15 +221,33 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM articles WHERE id=?", (article_id,))
 
-    def clear(self) -> None:
-        """Drop everything (reindex starts from an empty index)."""
-        ids = self.collection.get(include=[])["ids"]
-        for start in range(0, len(ids), 5000):
-            self.collection.delete(ids=ids[start : start + 5000])
+    def mark(self, article_ids: Sequence[str], state: str) -> None:
+        """'removing' hides an article at once (a takedown); 'indexing' makes repair redo it."""
         with self._tx() as db:
-            db.execute("DELETE FROM chunks_fts")
-            db.execute("DELETE FROM chunks")
-            db.execute("DELETE FROM articles")
+            db.executemany(
+                "UPDATE articles SET state=? WHERE id=?", [(state, i) for i in article_ids]
+            )
+
+    def delete_vectors(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), 5000):
+            self.collection.delete(ids=list(ids[start : start + 5000]))
+
+    def reset_vectors(self) -> None:
+        """Empty the vector collection (its vectors came from another model: useless now)."""
+        self.collection.recreate()
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -233,7 +264,11 @@ class Store:
         return self._articles("WHERE path=?", (str(path),))
 
     def find_articles(self, prefix: str) -> list[ArticleRow]:
-        return self._articles("WHERE id LIKE ? ORDER BY id", (prefix.lower() + "%",))
+        """Articles whose id starts with `prefix`, taken literally (hex digits only)."""
+        prefix = prefix.strip().lower()
+        if not HEX_PREFIX.match(prefix):
+            return []
+        return self._articles("WHERE substr(id, 1, ?) = ? ORDER BY id", (len(prefix), prefix))
 
     def _articles(self, clause: str, args: tuple[Any, ...]) -> list[ArticleRow]:
         with self._lock:
@@ -258,9 +293,36 @@ class Store:
         with self._lock:
             return {r[0] for r in self.db.execute("SELECT id FROM chunks")}
 
+    def chunk_owners(self) -> dict[str, str]:
+        """Chunk id -> article id, for every chunk the manifest lists."""
+        with self._lock:
+            return dict(self.db.execute("SELECT id, article_id FROM chunks").fetchall())
+
     def vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these chunks; a chunk whose vector is missing is left out.
+
+        An embedded Chroma opened by this process does not see vectors another process added
+        ("Error finding id"): such chunks simply get no cosine, the answer still comes.
+        """
         if not chunk_ids:
             return {}
+        try:
+            return self.vectors_strict(chunk_ids)
+        except IndexUnavailable:
+            raise
+        except Exception as exc:  # chromadb raises bare errors for ids its segment lacks
+            log.warning("%d vectors could not be read (%s): one by one", len(chunk_ids), exc)
+        found: dict[str, np.ndarray] = {}
+        for chunk_id in chunk_ids:
+            try:
+                found |= self.vectors_strict([chunk_id])
+            except IndexUnavailable:
+                raise
+            except Exception:  # that one vector is missing
+                continue
+        return found
+
+    def vectors_strict(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
         got = self.collection.get(ids=list(chunk_ids), include=["embeddings"])
         return {
             i: np.asarray(v, dtype=np.float32)

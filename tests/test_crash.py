@@ -348,3 +348,140 @@ def test_crash_at_each_write_step_is_repaired(
     if point.startswith("update"):
         (row,) = [r for r in again.store.articles() if r.title == records[0]["title"]]
         assert "opens in May" in Path(row.path).read_text(encoding="utf-8")
+
+
+# -- remove and reindex ---------------------------------------------------------------------
+
+# `newsdesk remove ID` / `newsdesk reindex` with small embedding batches, as INGEST above.
+COMMAND = "import sys, bot.ingest, bot.cli; bot.ingest.FLUSH_CHUNKS = 8; bot.cli.main(sys.argv[1:])"
+
+
+def _states(db: Path) -> Counter[str]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as con:
+            return Counter(dict(con.execute("SELECT state, count(*) FROM articles GROUP BY state")))
+    except sqlite3.Error:
+        return Counter()
+
+
+def kill_during(root: Path, args: list[str], started: Callable[[], bool], delay: float) -> int:
+    """Run `newsdesk ARGS` in root; SIGKILL it `delay` s after `started()` first holds."""
+    log = (root / "run.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", COMMAND, *args],
+        cwd=root,
+        env=_env(root),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    try:
+        _wait_for(started, proc)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        code = proc.wait(timeout=TIMEOUT)
+    assert code in (0, -signal.SIGKILL), (root / "run.log").read_text(errors="replace")[-3000:]
+    return code
+
+
+@pytest.mark.slow
+def test_killed_remove_and_reindex_are_repaired(tmp_path: Path, embedder: Embedder) -> None:
+    """SIGKILL a real `newsdesk reindex` mid-way and a real `newsdesk remove` right after it
+    hid the article: repair leaves every other article whole and the removed one gone."""
+    records = articles()
+    jsonl = tmp_path / "articles.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    rnd = random.Random(SEED)
+    plans = [("reindex", rnd.uniform(0.0, 1.5)), ("remove", 0.0)]
+    for i in range(len(plans)):
+        desk = Desk(settings_for(tmp_path / f"k{i}"), embedder=embedder)
+        desk.ingestor.ingest([jsonl])
+        victim = desk.store.articles()[5]  # the same article (ids are stable) in each copy
+        desk.store.close()
+
+    def trial(i: int) -> tuple[str, float, int, Counter[str]]:
+        command, delay = plans[i]
+        root = tmp_path / f"k{i}"
+        db = root / "index" / "newsdesk.db"
+        if command == "reindex":
+            code = kill_during(root, ["reindex"], lambda: _states(db)["indexing"] > 0, delay)
+        else:
+            hidden = lambda: _states(db)["removing"] > 0 or _states(db)["ready"] < N_ARTICLES  # noqa: E731
+            code = kill_during(root, ["remove", victim.id], hidden, delay)
+        return command, delay, code, _states(db)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        results = list(pool.map(trial, range(len(plans))))
+    titles = sorted(str(r["title"]) for r in records)
+    for i, (command, delay, code, before) in enumerate(results):
+        again = Desk(settings_for(tmp_path / f"k{i}"), embedder=embedder)
+        try:
+            again.ingestor.repair()
+            check_consistent(again)
+            got = sorted(r.title for r in again.store.articles())
+            if command == "reindex":
+                assert got == titles, (command, delay, code, before)
+            else:  # hidden at the kill: the takedown finishes, never comes back
+                assert got == [t for t in titles if t != victim.title], (delay, code, before)
+                assert not list(again.corpus.root.rglob(Path(victim.path).name))
+        finally:
+            again.store.close()
+    print(results)
+
+
+# Where a remove or a reindex dies, exactly: (object, method, before/after, on which call).
+STEP_CRASHES = {
+    "remove: hidden, file still there": ("remove", "corpus", "delete", "before", 1),
+    "remove: file gone, index entry left": ("remove", "store", "delete_article", "before", 1),
+    "reindex: some articles re-embedded": ("reindex", "collection", "upsert", "after", 3),
+}
+
+
+@pytest.mark.parametrize("point", list(STEP_CRASHES))
+def test_remove_and_reindex_crash_at_each_step(
+    point: str, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = articles()[:6]
+    jsonl = tmp_path / "articles.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    desk = Desk(settings_for(tmp_path), embedder=embedder)
+    desk.ingestor.ingest([jsonl])
+    victim = desk.store.articles()[2]
+    command, owner_name, method, when, nth = STEP_CRASHES[point]
+    owner = {"store": desk.store, "corpus": desk.corpus, "collection": desk.store.collection}
+    original = getattr(owner[owner_name], method)
+    calls = 0
+
+    def dying(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == nth and when == "before":
+            raise Crash(point)
+        result = original(*args, **kwargs)
+        if calls == nth:
+            raise Crash(point)
+        return result
+
+    monkeypatch.setattr(owner[owner_name], method, dying)
+    monkeypatch.setattr("bot.ingest.FLUSH_CHUNKS", 1)
+    with pytest.raises(Crash):
+        if command == "remove":
+            desk.ingestor.remove(victim.id)
+        else:
+            desk.ingestor.reindex()
+    if command == "remove":  # hidden from the moment the remove began
+        assert all(p.article_id != victim.id for p in desk.search(victim.title, k=10))
+    monkeypatch.undo()
+    desk.store.close()
+
+    again = Desk(settings_for(tmp_path), embedder=embedder)
+    again.ingestor.repair()
+    check_consistent(again)
+    titles = sorted(str(r["title"]) for r in records)
+    if command == "remove":
+        titles.remove(victim.title)
+        assert not Path(victim.path).exists()
+    assert sorted(r.title for r in again.store.articles()) == titles
