@@ -91,12 +91,16 @@ def action_of(update: Update, bot_username: str, bot_id: int, is_admin: bool) ->
         return Action("other", "", False, False)
     private = message.chat.type == ChatType.PRIVATE
     command = command_of(message, bot_username)
+    # Targets are audited: never what a journalist typed or forwarded (a question, a source's
+    # message), only an admin's command arguments or forward.
     if command is not None:
-        return Action(command[0], command[1][:200], command[0] in ADMIN_COMMANDS, True)
+        admin = command[0] in ADMIN_COMMANDS
+        return Action(command[0], command[1][:200] if admin and is_admin else "", admin, True)
     if private and message.document is not None:
         return Action("upload", message.document.file_name or "upload", True, True)
     if private and message.forward_origin is not None:
-        return Action("forward", (message.text or message.caption or "")[:80], True, True)
+        text = (message.text or message.caption or "")[:80] if is_admin else ""
+        return Action("forward", text, True, True)
     if message.text is None:
         return Action("other", "", False, private)
     url = URL_ONLY.match(message.text)

@@ -22,7 +22,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import access, admin, handoff, journalist, render, sending
+from bot import access, admin, handoff, journalist, privacy, render, sending
 from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import NewsdeskError
@@ -78,7 +78,7 @@ def build_application(settings: Settings, desk: Desk) -> Application:
     services = Services(
         desk=desk,
         settings=settings,
-        journal=Journal(settings.index_dir / "feedback.db"),
+        journal=Journal(settings.index_dir / "feedback.db", keep_text=settings.journal_text),
         limiter=UserLimiter(settings.rate_limit_per_minute),
         metrics=Metrics(),
     )
@@ -114,6 +114,8 @@ def add_handlers(app: Application, settings: Settings) -> None:
         "ask": journalist.on_ask,
         "search": journalist.on_search,
         "sources": journalist.on_sources,
+        "privacy": privacy.on_privacy,
+        "forget": privacy.on_forget,
         "add": admin.on_add,
         "docs": admin.on_docs,
         "doc": admin.on_doc,
@@ -124,6 +126,7 @@ def add_handlers(app: Application, settings: Settings) -> None:
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(admin.on_admin_button, pattern=r"^(remove|docs):"))
+    app.add_handler(CallbackQueryHandler(privacy.on_forget_button, pattern=r"^forget:"))
     app.add_handler(CallbackQueryHandler(journalist.on_button))
     # Uploads and forwards in private chats are admin actions (the gate refuses others).
     app.add_handler(MessageHandler(filters.Document.ALL & private, admin.on_document))
@@ -197,6 +200,7 @@ async def on_startup(app: Application) -> None:
                 journalist.COMMANDS + admin.COMMANDS, scope=BotCommandScopeChat(admin_id)
             )
     svc.handoff = await handoff.start(svc.desk, svc.writer)  # writer lock, repair, inbox
+    await privacy.start_retention(app)
     if not (svc.settings.allowed_users or svc.settings.allowed_chats or svc.settings.admins):
         log.warning("no NEWSDESK_ALLOWED_USERS/CHATS/ADMINS: everyone will be refused")
     if svc.settings.health_port:
@@ -216,6 +220,8 @@ async def on_shutdown(app: Application) -> None:
         await handoff.stop(svc.handoff)
     if svc.health:
         await svc.health.stop()
+    if svc.retention:
+        svc.retention.cancel()
     await asyncio.to_thread(svc.writer.shutdown, True)  # a write in progress finishes
 
 

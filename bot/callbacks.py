@@ -19,6 +19,7 @@ _SHAPES = {
     "sources": re.compile(r"(?P<page>0|[1-9][0-9]{0,4})"),
     "docs": re.compile(r"(?P<page>0|[1-9][0-9]{0,4})"),
     "remove": re.compile(r"(?P<article>[0-9a-f]{16})?"),
+    "forget": re.compile(r"(?P<user>[1-9][0-9]{0,15})(?P<cancel>:no)?"),
 }
 
 
@@ -44,7 +45,13 @@ class Remove:
     article_id: str  # empty: the admin cancelled
 
 
-Payload = Quotes | Vote | Page | Remove
+@dataclass(frozen=True)
+class Forget:
+    user_id: int  # the only user whose press counts
+    confirmed: bool  # False: they cancelled
+
+
+Payload = Quotes | Vote | Page | Remove | Forget
 
 
 def parse(data: str | None) -> Payload | None:
@@ -62,6 +69,8 @@ def parse(data: str | None) -> Payload | None:
         return Vote(int(match["id"]), int(match["vote"]))
     if kind == "remove":
         return Remove(match["article"] or "")
+    if kind == "forget":
+        return Forget(int(match["user"]), not match["cancel"])
     return Page(kind, int(match["page"]))
 
 
@@ -85,6 +94,10 @@ def page(listing: str, number: int) -> str:
 
 def remove(article_id: str = "") -> str:
     return f"remove:{article_id}"
+
+
+def forget(user_id: int, confirmed: bool) -> str:
+    return f"forget:{user_id}" + ("" if confirmed else ":no")
 
 
 def page_number(arg: str) -> int | None:

@@ -23,6 +23,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from bot import private
 from bot.errors import IndexUnavailable, NewsdeskError
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,13 @@ def open_collection(index_dir: Path, chroma_url: str, retries: int, timeout: flo
             return client
 
         return Collection(connect, server.url, retries)
-    path = index_dir / "chroma"
+    path = private.private_dir(index_dir / "chroma")
     try:
         client = chromadb.PersistentClient(
             path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
         )
         collection = _chunks_collection(client)
+        private.private_file(path / "chroma.sqlite3")  # chromadb creates it world-readable
     except Exception as exc:  # chromadb raises many types for a broken or absent store
         raise IndexUnavailable(
             f"cannot open the vector store at {path} ({exc.__class__.__name__}: {exc}); "

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
+from bot import journal_cli
 from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import IndexUnavailable, NewsdeskError, storage_problem
@@ -31,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(journal_cli.app, name="journal")
 log = logging.getLogger("bot")
 
 Since = Annotated[str | None, typer.Option(help="Only articles published on or after YYYY-MM-DD.")]
@@ -196,14 +198,17 @@ def remove(
 
 @app.command()
 def stats(as_json: AsJson = False) -> None:
-    """Articles, chunks, outlets, date range, index size and last ingest."""
-    data = _desk().store.stats()
+    """Articles, chunks, outlets, date range, index size, last ingest, and the journal."""
+    desk = _desk()
+    data = {**desk.store.stats(), **journal_cli.summary(desk.settings)}
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     for key, value in data.items():
-        if key == "index_bytes":
+        if key in ("index_bytes", "journal_bytes"):
             value = f"{value / 1e6:.1f} MB"
+        elif key == "journal_rows":
+            value = ", ".join(f"{n} {table}" for table, n in value.items()) or "-"
         typer.echo(f"{key.replace('_', ' '):16} {value if value is not None else '-'}")
 
 

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     health_port: int = 8080  # /healthz and /metrics while serving; 0 = off
     log_questions: bool = False  # question text in the per-question log line
 
+    # Privacy: what the journal (index/feedback.db) keeps, and for how long
+    journal_days: int = 30  # answers and votes older than this are deleted (start-up, daily)
+    audit_days: int = 365  # audit rows (admin actions, refusals) older than this are deleted
+    journal_text: bool = False  # also store question and answer text, for quality reviews
+
     @field_validator("allowed_users", "allowed_chats", "admins", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

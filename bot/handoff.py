@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot import private
 from bot.desk import Desk
 from bot.errors import NewsdeskError, StorageError, storage_problem
 from bot.lock import Holder, IndexLock, Say
@@ -69,7 +70,7 @@ def hand_off(desk: Desk, bot: Holder, note: dict[str, Any], say: Say) -> Outcome
     inbox = desk.settings.index_dir / "inbox"
     name = f"{time.time_ns()}-{os.getpid()}"
     try:
-        inbox.mkdir(parents=True, exist_ok=True)
+        private.private_dir(inbox)
         if note["command"] == "ingest":
             note["items"], note["names"] = _stage(desk, inbox / name, note["items"])
         _write_json(inbox / f"{name}.json", note)
@@ -103,7 +104,7 @@ def _stage(desk: Desk, folder: Path, items: list[str]) -> tuple[list[str], dict[
             staged.append(str(path.resolve()))  # already in corpus/: indexed where it is
             continue
         target = folder / str(i) / path.resolve().name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private.private_dir(target.parent)
         if path.is_dir():
             shutil.copytree(path, target)
         else:
@@ -175,9 +176,7 @@ def _original(name: str, names: dict[str, str]) -> str:
 
 
 def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    private.write_text(path, json.dumps(data, ensure_ascii=False))
 
 
 @dataclass

@@ -27,6 +27,8 @@ COMMANDS = [
     BotCommand("ask", "Ask a question about the corpus"),
     BotCommand("search", "Show the best-matching passages"),
     BotCommand("sources", "Articles in the corpus, newest first"),
+    BotCommand("privacy", "What is stored about you, and for how long"),
+    BotCommand("forget", "Delete everything stored about you"),
     BotCommand("help", "Commands and filters"),
     BotCommand("start", "What this bot does"),
 ]

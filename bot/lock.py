@@ -19,6 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from bot import private
 from bot.errors import NewsdeskError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class IndexLock:
         self.index_dir = index_dir
         self.info = index_dir / "writer.json"
         # thread_local=False: in the bot, the thread that took it is not the one that writes.
-        self._lock = FileLock(index_dir / "writer.lock", thread_local=False)
+        self._lock = FileLock(index_dir / "writer.lock", mode=private.FILE_MODE, thread_local=False)
 
     @property
     def held(self) -> bool:
@@ -69,7 +70,7 @@ class IndexLock:
         With `defer_to_bot`, a running bot is not waited for: it is returned instead, and the
         caller hands the work over to it. Returns None once the lock is held.
         """
-        self.index_dir.mkdir(parents=True, exist_ok=True)
+        private.private_dir(self.index_dir)
         deadline = time.monotonic() + timeout
         announced: Holder | None = None
         while True:
@@ -124,9 +125,6 @@ class IndexLock:
         return holder
 
     def _write_info(self, holder: Holder) -> None:
-        tmp = self.info.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"pid": holder.pid, "command": holder.command, "bot": holder.bot}),
-            encoding="utf-8",
+        private.write_text(
+            self.info, json.dumps({"pid": holder.pid, "command": holder.command, "bot": holder.bot})
         )
-        os.replace(tmp, self.info)

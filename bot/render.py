@@ -47,6 +47,7 @@ HELP = (
     "/ask QUESTION — a cited answer\n"
     "/search QUERY — the best-matching passages with their scores\n"
     "/sources — the articles in the corpus, newest first\n"
+    "/privacy — what is stored about you; /forget — delete it\n"
     "/help — this message\n\n"
     "<b>Admins</b>\n"
     "Send a file (txt, md, html, pdf, docx, jsonl; caption lines such as "
@@ -334,3 +335,67 @@ def audit_html(entries: Sequence[Any]) -> list[str]:
 def plain_fallback(html_text: str) -> str:
     """The same message without markup, for when Telegram refuses the HTML."""
     return plain_text(html_text)
+
+
+# -- privacy ---------------------------------------------------------------------------------
+
+NOTICE_NOT_YOURS = "Only the person who sent /forget can confirm it."
+FORGET_CANCELLED = "Cancelled: nothing was deleted."
+
+
+def privacy_html(
+    held: dict[str, int], journal_days: int, audit_days: int, keeps_text: bool, is_admin: bool
+) -> list[str]:
+    """/privacy: exactly what is stored about this user, and for how long."""
+    text = (
+        "Your questions and the answers' text <b>are stored</b> (the operator turned this on "
+        "to review answer quality)."
+        if keeps_text
+        else "Your questions and the answers' text are <b>not stored</b>."
+    )
+    audit_rule = (
+        "As an admin, your actions stay in the audit log for its full period, even after "
+        "/forget: it is the newsroom's record of who changed the corpus."
+        if is_admin
+        else "/forget deletes these too."
+    )
+    return pack(
+        [
+            "<b>What this bot keeps about you</b>",
+            f"• {text}\n"
+            "• For each answer you get: your user id, the chat, the time, and its sources "
+            "(article ids and the quoted passages), so that its buttons work. "
+            f"You have <b>{held['answers']}</b>.\n"
+            f"• Your 👍/👎 votes, with the time. You have <b>{held['feedback']}</b>.\n"
+            f"Both are deleted after <b>{journal_days} days</b>.",
+            "• The audit log records admin actions and refused requests (who, which command, "
+            f"when — never a question) for <b>{audit_days} days</b>. "
+            f"You are named in <b>{held['audit']}</b> entries. {audit_rule}",
+            "• To follow up on your last questions, the bot remembers your last 3 queries in "
+            "memory only, never on disk; a restart forgets them.\n"
+            "• Logs name chats by a pseudonym and leave question text out.",
+            "/forget deletes everything stored about you, after you confirm.",
+        ]
+    )
+
+
+def forget_prompt(user_id: int, is_admin: bool) -> tuple[str, InlineKeyboardMarkup]:
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Delete", callback_data=callbacks.forget(user_id, True)),
+                InlineKeyboardButton("Cancel", callback_data=callbacks.forget(user_id, False)),
+            ]
+        ]
+    )
+    audit = " (your admin actions stay in the audit log)" if is_admin else ", audit entries"
+    text = (
+        "Delete everything this bot stores about you: your answers' records, your votes"
+        f"{audit} and your follow-up memory in every chat? This cannot be undone."
+    )
+    return text, keyboard
+
+
+def forgotten(rows: int, conversations: int) -> str:
+    memory = f" and your follow-up memory in {conversations} chats" if conversations else ""
+    return f"Done: deleted {rows} stored rows about you{memory}. Nothing else is kept."

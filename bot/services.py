@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,10 @@ class ChatMemory:
             self._by_user.popitem(last=False)
         return conversation
 
+    def forget(self, user_id: int) -> bool:
+        """Drop this user's conversation; True if there was one."""
+        return self._by_user.pop(user_id, None) is not None
+
     def __len__(self) -> int:
         return len(self._by_user)
 
@@ -74,6 +79,7 @@ class Services:
     )
     health: HealthServer | None = None
     handoff: Watcher | None = None  # set at start-up: CLI writes handed to this bot
+    retention: asyncio.Task[None] | None = None  # the daily expiry, without PTB's JobQueue
 
 
 Context = CallbackContext[ExtBot[None], dict[object, object], ChatMemory, Services]

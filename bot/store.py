@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from bot import private
 from bot.chroma import open_collection
 from bot.errors import IndexUnavailable, StorageError, storage_problem
 from bot.models import Article, Chunk, Filters, Passage
@@ -92,10 +93,10 @@ class Store:
         chroma_timeout: float = 30.0,
     ) -> None:
         self.index_dir = index_dir
-        index_dir.mkdir(parents=True, exist_ok=True)
+        private.private_dir(index_dir)
         self._lock = threading.RLock()
         try:
-            self.db = sqlite3.connect(index_dir / "newsdesk.db", check_same_thread=False)
+            self.db = private.connect(index_dir / "newsdesk.db")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:

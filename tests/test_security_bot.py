@@ -199,8 +199,8 @@ JUNK = st.one_of(
     st.text(max_size=80),
     st.builds(
         lambda kind, rest: f"{kind}:{rest}",
-        st.sampled_from(["vote", "quotes", "sources", "docs", "remove", "x", ""]),
-        st.text(alphabet="0123456789-:abcdef²٣ \x00", max_size=70),
+        st.sampled_from(["vote", "quotes", "sources", "docs", "remove", "forget", "x", ""]),
+        st.text(alphabet="0123456789-:abcdefno²٣ \x00", max_size=70),
     ),
 )
 
@@ -219,6 +219,9 @@ def test_callback_parser_accepts_only_what_the_bot_makes(data: str) -> None:
     elif isinstance(payload, callbacks.Page):
         assert 0 <= payload.page <= callbacks.MAX_PAGE
         assert callbacks.page(payload.listing, payload.page) == data
+    elif isinstance(payload, callbacks.Forget):
+        assert 0 < payload.user_id < 10**16
+        assert callbacks.forget(payload.user_id, payload.confirmed) == data
     else:
         assert callbacks.remove(payload.article_id) == data
 
