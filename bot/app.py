@@ -220,8 +220,6 @@ async def on_shutdown(app: Application) -> None:
         await handoff.stop(svc.handoff)
     if svc.health:
         await svc.health.stop()
-    if svc.retention:
-        svc.retention.cancel()
     await asyncio.to_thread(svc.writer.shutdown, True)  # a write in progress finishes
 
 

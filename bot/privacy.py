@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import warnings
 
 from telegram import Message, Update
 from telegram.ext import Application
@@ -97,23 +96,9 @@ async def expire_job(context: Context) -> None:
 
 
 async def start_retention(app: Application) -> None:
-    """Expire now, then daily: in PTB's JobQueue when installed (python-telegram-bot
-    [job-queue]), else in a task of our own that on_shutdown cancels."""
+    """Expire now, then daily in PTB's JobQueue."""
     svc: Services = app.bot_data
     await asyncio.to_thread(expire, svc)
-    with warnings.catch_warnings():  # PTB warns when the job-queue extra is not installed
-        warnings.simplefilter("ignore")
-        jobs = app.job_queue
-    if jobs is not None:
-        jobs.run_repeating(expire_job, interval=DAILY, first=DAILY, name="retention")
-        return
-
-    async def daily() -> None:
-        while True:
-            await asyncio.sleep(DAILY.total_seconds())
-            try:
-                await asyncio.to_thread(expire, svc)
-            except Exception:
-                log.exception("retention failed; retrying tomorrow")
-
-    svc.retention = asyncio.create_task(daily(), name="retention")
+    if app.job_queue is None:  # the job-queue extra is a dependency: a broken install
+        raise RuntimeError("python-telegram-bot's job-queue extra (APScheduler) is missing")
+    app.job_queue.run_repeating(expire_job, interval=DAILY, first=DAILY, name="retention")

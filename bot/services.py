@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +78,6 @@ class Services:
     )
     health: HealthServer | None = None
     handoff: Watcher | None = None  # set at start-up: CLI writes handed to this bot
-    retention: asyncio.Task[None] | None = None  # the daily expiry, without PTB's JobQueue
 
 
 Context = CallbackContext[ExtBot[None], dict[object, object], ChatMemory, Services]
