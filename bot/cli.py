@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from bot import journal_cli
-from bot.config import Settings
+from bot.config import Settings, settings_problem
 from bot.desk import Desk
 from bot.errors import IndexUnavailable, NewsdeskError, storage_problem
 from bot.handoff import Outcome, hand_off, report_outcome
@@ -364,6 +365,9 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv)
     except NewsdeskError as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:  # a bad NEWSDESK_* variable
+        typer.echo(f"error: {settings_problem(exc)}", err=True)
         sys.exit(1)
     except Exception as exc:
         if problem := _operator_problem(exc):

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[list[int], NoDecode]
@@ -108,3 +108,13 @@ class Settings(BaseSettings):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """A bad setting, said in one line with the variable's name (no pydantic traceback)."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    problems = []
+    for error in exc.errors():
+        name = f"{prefix}{'_'.join(str(part) for part in error['loc'][:1])}".upper()
+        problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "bad setting " + "; ".join(problems)

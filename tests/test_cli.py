@@ -134,3 +134,16 @@ def test_first_ingest_of_the_corpus_reports_what_it_added(
     assert code == 0 and "2 added, 0 unchanged, 0 updated, 0 failed" in out
     code, out, _ = run_cli(["ingest", str(on_tmp / "corpus")], capsys)
     assert code == 0 and "0 added, 2 unchanged, 0 updated, 0 failed" in out
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NEWSDESK_ADMINS", "abc")
+    monkeypatch.setenv("NEWSDESK_FETCH_ALLOWED_NETWORKS", "10.0.0.0/33")
+    code, _, err = run_cli(["stats"], capsys)
+    assert code == 1
+    assert err.startswith("error: bad setting "), err
+    assert "NEWSDESK_ADMINS: invalid literal for int() with base 10: 'abc'" in err, err
+    assert "NEWSDESK_FETCH_ALLOWED_NETWORKS: '10.0.0.0/33' does not appear" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
