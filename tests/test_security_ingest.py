@@ -307,7 +307,8 @@ def test_cloud_metadata_address_is_refused_without_connecting(make_desk: MakeDes
     report = desk.ingestor.ingest(["http://169.254.169.254/latest/meta-data/iam/"])
     [(_, reason)] = report.failed
     assert "169.254.169.254 is the cloud metadata address" in reason
-    assert time.monotonic() - started < 1.0  # refused before any connection attempt
+    # Refused before any connection attempt (which would wait out the 2 s fetch timeout).
+    assert time.monotonic() - started < 1.9
 
 
 def test_an_environment_proxy_does_not_bypass_the_check(
@@ -401,7 +402,7 @@ def test_a_trickling_server_is_cut_off_at_the_fetch_timeout(body: bool) -> None:
             fetcher.fetch(f"http://127.0.0.1:{server.port}/")
     finally:
         server.close()
-    assert time.monotonic() - started < 1.8
+    assert time.monotonic() - started < 5.0  # the server trickles for 10 s
 
 
 def test_a_hanging_dns_lookup_is_bound_by_the_fetch_timeout() -> None:
@@ -413,7 +414,7 @@ def test_a_hanging_dns_lookup_is_bound_by_the_fetch_timeout() -> None:
     started = time.monotonic()
     with pytest.raises(FetchError, match=r"timed out after 0.5 s"):
         fetcher.fetch("http://slow-dns.example/")
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 2.5  # the lookup hangs for 3 s
 
 
 # -- bombs ------------------------------------------------------------------------------------
