@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of, settled
-from conftest import CORPUS, settings_for
+from conftest import CORPUS, run_cli, settings_for
 from fake_telegram import FakeTelegram
 
 from bot import privacy, private, render
-from bot.cli import main
 from bot.desk import Desk
 from bot.embed import Embedder
 from bot.journal import Journal
@@ -272,14 +271,6 @@ def test_index_files_are_owner_only(make_desk: Any, tmp_path: Path) -> None:
     private.write_text(index / "writer.json", "{}")  # for the lock and hand-off files
     assert mode(index / "writer.json") == 0o600 and (index / "writer.json").read_text() == "{}"
     journal.close()
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0 if code is None else 1), out, err
 
 
 def test_journal_export_purge_and_stats(
