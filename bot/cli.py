@@ -157,7 +157,7 @@ def repair(
 @app.command()
 def docs(as_json: AsJson = False) -> None:
     """List the articles: id, date, outlet, chunks, title (newest first)."""
-    rows = _desk().store.articles()
+    rows = _desk().store.visible_articles()
     if as_json:
         typer.echo(
             json.dumps(

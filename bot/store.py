@@ -238,6 +238,12 @@ class Store:
         where, args = ("WHERE state=?", (state,)) if state else ("", ())
         return self._articles(where + " ORDER BY published IS NULL, published DESC, title", args)
 
+    def visible_articles(self) -> list[ArticleRow]:
+        """What listings show: every article but those a takedown is hiding ('removing')."""
+        return self._articles(
+            "WHERE state != 'removing' ORDER BY published IS NULL, published DESC, title", ()
+        )
+
     def articles_at(self, path: Path) -> list[ArticleRow]:
         return self._articles("WHERE path=?", (str(path),))
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, settings_for
 
 from bot.desk import Desk
 
@@ -97,6 +97,12 @@ def test_ingest_docs_stats_remove_and_exit_codes(
     code, out, _ = run_cli(["docs"], capsys)
     assert code == 0 and "Pier reopens" in out and "1 articles" in out
     article_id = out.split()[0]
+    # A takedown a crash interrupted hides the article from listings at once.
+    desk = Desk(settings_for(on_tmp))
+    desk.store.mark([article_id], "removing")
+    code, out, _ = run_cli(["docs"], capsys)
+    assert code == 0 and "Pier reopens" not in out and "0 articles" in out
+    desk.store.mark([article_id], "ready")
     code, out, _ = run_cli(["stats", "--json"], capsys)
     assert code == 0 and json.loads(out)["articles"] == 1 and json.loads(out)["chunks"] == 1
     code, out, err = run_cli(["remove", "ffffffff"], capsys)

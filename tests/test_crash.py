@@ -37,7 +37,7 @@ SEED = 20250314
 WRITING_KILLS = 6  # kills that must land while the ingest is writing
 MAX_TRIALS = 12
 WORKERS = 2  # subprocesses at once: each spends most of its life importing torch
-TIMEOUT = 300.0  # seconds for one subprocess to reach a point; the usual is ~5 s, a loaded machine 60+
+TIMEOUT = 300.0  # seconds for a subprocess to reach a point: usually ~5 s, 60+ when loaded
 # `python -m bot ingest FILE`, with embedding batches of 8 chunks instead of 512 so that corpus
 # writes, manifest rows, vectors and chunk rows interleave as they do in a large ingest.
 INGEST = (
