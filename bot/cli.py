@@ -26,6 +26,7 @@ from bot.lock import Holder
 from bot.manifest import vector_gap
 from bot.models import Filters
 from bot.output import answer_dict, answer_text, passage_dict, source_line
+from bot.viewer import build_viewer
 
 app = typer.Typer(
     help="Newsdesk: cited answers from your newsroom's articles.",
@@ -230,7 +231,10 @@ def ask(
     answer = desk.ask(question, filters)
     latency = (time.perf_counter() - started) * 1000
     if as_json:
-        typer.echo(json.dumps(answer_dict(answer, latency), indent=2, ensure_ascii=False))
+        viewer = build_viewer(desk.settings, desk) if desk.settings.public_url else None
+        pages = viewer.links(answer.citations) if viewer else {}
+        data = answer_dict(answer, latency, pages)
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         typer.echo(answer_text(answer))
 

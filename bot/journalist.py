@@ -20,6 +20,7 @@ from bot.errors import InputError
 from bot.metrics import pseudonym
 from bot.models import Filters
 from bot.services import Context
+from bot.viewer import links_for
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ async def answer_question(update: Update, context: Context, message: Message, te
         conversation.remember(query)
     answer_id = await asyncio.to_thread(svc.journal.save_answer, chat_id, uid, answer)
     keyboard = render.answer_keyboard(answer_id, bool(answer.citations))
-    await sending.reply_or_edit_streamed(message, preview, render.answer_html(answer), keyboard)
+    pages = links_for(svc.viewer, answer.citations)
+    parts = render.answer_html(answer, pages)
+    await sending.reply_or_edit_streamed(message, preview, parts, keyboard)
     elapsed = time.perf_counter() - started
     svc.metrics.latency.observe(elapsed)
     (svc.metrics.abstentions if answer.abstained else svc.metrics.answers).inc()
@@ -197,4 +200,5 @@ async def answer_button(
     else:
         await query.answer()
         if stored.citations and isinstance(query.message, Message):
-            await sending.reply(query.message, render.quotes_html(stored.citations))
+            pages = links_for(context.bot_data.viewer, stored.citations)
+            await sending.reply(query.message, render.quotes_html(stored.citations, pages))

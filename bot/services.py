@@ -19,6 +19,7 @@ from bot.desk import Desk
 from bot.handoff import Watcher
 from bot.journal import Journal
 from bot.metrics import HealthServer, Metrics
+from bot.viewer import Viewer
 
 MAX_USERS_PER_CHAT = 50  # conversations remembered per chat; the least recent is forgotten
 
@@ -78,6 +79,7 @@ class Services:
     )
     health: HealthServer | None = None
     handoff: Watcher | None = None  # set at start-up: CLI writes handed to this bot
+    viewer: Viewer | None = None  # article pages, when NEWSDESK_PUBLIC_URL is set
 
 
 Context = CallbackContext[ExtBot[None], dict[object, object], ChatMemory, Services]
