@@ -25,15 +25,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from bot import private
 from bot.config import Settings
-from bot.desk import Desk
 from bot.errors import NewsdeskError
 from bot.models import Article, Citation
+
+if TYPE_CHECKING:  # the desk's heavy imports stay out of processes that only sign links
+    from bot.desk import Desk
 
 log = logging.getLogger(__name__)
 
