@@ -201,6 +201,6 @@ async def test_the_fake_server_validates_inline_answers_like_telegram(tg: FakeTe
         query_id = tg.send_inline_query(1, "q")
         assert await bot.answer_inline_query(query_id, [article("a", "<b>fine</b> &amp;")])
         assert tg.inline_answers[query_id]["results"][0]["text"] == "fine &"
-        with pytest.raises(BadRequest, match="(?i)query is too old"):  # answered once only
+        with pytest.raises(BadRequest, match=r"(?i)query is too old"):  # answered once only
             await bot.answer_inline_query(query_id, [])
         await asyncio.sleep(0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import re
+import shutil
 import stat
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
@@ -346,3 +348,72 @@ def test_ask_json_gives_each_citation_its_page(
     monkeypatch.delenv("NEWSDESK_PUBLIC_URL")
     code, out, _ = run_cli(["ask", S400, "--json"], capsys)
     assert code == 0 and all("view_url" not in c for c in json.loads(out)["citations"])
+
+
+# -- in a real browser --------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Chromium's own background services (updates, time, accounts) are kept on this machine too:
+# every name resolves nowhere but loopback, and any proxied request meets a closed port.
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--proxy-server=http://127.0.0.1:9",
+]
+SEED = next(Path(__file__).resolve().parent.parent.glob("corpus/undated/eu-considers-*.md"))
+
+
+def requests_in(net_log: Path) -> list[tuple[str, str]]:
+    """(url without fragment, initiator) of every request Chromium started, from its NetLog."""
+    data = json.loads(net_log.read_text(encoding="utf-8"))
+    start = data["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [
+        (e["params"]["url"].split("#")[0], str(e["params"].get("initiator", "")))
+        for e in data["events"]
+        if e["type"] == start and "url" in e.get("params", {})
+    ]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium (.ci/run does)")
+async def test_a_real_browser_shows_the_quote_highlighted_and_loads_nothing_else(
+    make_desk: MakeDesk, tmp_path: Path
+) -> None:
+    desk = make_desk()
+    assert not desk.ingestor.ingest([SEED]).failed
+    answer = desk.ask(S400)
+    assert len(answer.citations) > 1
+    viewer = viewer_for(desk)
+    client = await client_for(viewer)
+    try:
+        origin = str(client.make_url("/")).rstrip("/")
+        url = origin + path_of(viewer.links(answer.citations)[2]) + "#c2"
+        net_log = tmp_path / "net.json"
+        browser = await asyncio.create_subprocess_exec(
+            str(CHROMIUM),
+            *BROWSER_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--log-net-log={net_log}",
+            "--dump-dom",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        dom, _ = await asyncio.wait_for(browser.communicate(), 120)
+    finally:
+        await client.close()
+    page = parsed(dom.decode())
+    assert page.by_n and set(page.by_n) == {c.n for c in answer.citations}
+    for c in answer.citations:
+        assert page.by_n[c.n] == c.quote  # what the reader sees highlighted is the quote
+    requests = requests_in(net_log)
+    assert (url.split("#")[0], "not an origin") in requests
+    # Whatever the page made the browser fetch: only this server, and nothing but a favicon.
+    by_page = [u for u, initiator in requests if initiator == origin]
+    assert all(u == origin + "/favicon.ico" for u in by_page), by_page
