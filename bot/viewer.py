@@ -167,7 +167,7 @@ CSS = (
     "body{margin:0;background:#fafaf7;color:#1b1b1b;font:17px/1.6 Georgia,serif}"
     "main{max-width:42rem;margin:0 auto;padding:1rem}"
     "h1{font-size:1.4rem;line-height:1.3;margin:.5rem 0}"
-    ".meta,nav{font:14px/1.5 system-ui,sans-serif;color:#555}"
+    ".meta,nav{font:14px/1.5 system-ui,sans-serif;color:#555}nav{margin-bottom:1rem}"
     "nav a,.meta a{color:#0645ad}"
     "article{white-space:pre-wrap;overflow-wrap:break-word}"
     "mark{background:#ffe066;padding:0 .1em}"
