@@ -417,3 +417,45 @@ async def test_a_real_browser_shows_the_quote_highlighted_and_loads_nothing_else
     # Whatever the page made the browser fetch: only this server, and nothing but a favicon.
     by_page = [u for u, initiator in requests if initiator == origin]
     assert all(u == origin + "/favicon.ico" for u in by_page), by_page
+
+
+# -- the links in Telegram messages -------------------------------------------------------------
+
+TEXTS = st.text(alphabet=st.sampled_from("ab <>&\"'\n[]1é𝄞"), max_size=300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(TEXTS, TEXTS, st.sampled_from(["", "https://x.org/?a=1&b=<2>", "javascript:x"])),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from(["a1", "b2", "a1"]),
+)
+def test_answers_and_quotes_with_page_links_are_valid_telegram_html(
+    cites: list[tuple[str, str, str]], other: str
+) -> None:
+    from fake_telegram import MAX_TEXT, parse_html, utf16_len
+
+    from bot import render
+    from bot.models import Answer
+
+    citations = [
+        Citation(n, f"{other if n % 3 else 'c3'}", title, "Outlet & Co", None, url, quote, 0, 5)
+        for n, (title, quote, url) in enumerate(cites, 1)
+    ]
+    signer = Signer(SECRET.encode(), 7)
+    viewer = Viewer(PUBLIC, signer, lambda _: None)
+    pages = viewer.links(citations)
+    answer = Answer("q", " ".join(f"{c.quote} [{c.n}]" for c in citations), citations, False)
+    for parts in (render.answer_html(answer, pages), render.quotes_html(citations, pages)):
+        urls = []
+        for part in parts:
+            text, entities = parse_html(part)  # raises like Telegram on bad markup
+            assert utf16_len(text.strip()) <= MAX_TEXT
+            urls += [e["url"] for e in entities if e["type"] == "text_link"]
+        # Every citation's page link is there, intact (escaping did not change the token).
+        assert {u for u in urls if u.startswith(PUBLIC)} >= set(pages.values())
+        for u in urls:
+            assert not u.startswith("javascript")
