@@ -29,6 +29,7 @@ from bot.desk import Desk
 from bot.errors import NewsdeskError
 from bot.journal import Journal
 from bot.metrics import HealthServer, Metrics
+from bot.miniapp import MiniApp
 from bot.services import ChatMemory, Context, Services, UserLimiter
 from bot.viewer import Viewer, build_viewer
 from bot.webhook import webhook_from
@@ -85,6 +86,9 @@ def build_application(settings: Settings, desk: Desk) -> Application:
         metrics=Metrics(),
         viewer=viewer_from(settings, desk),
     )
+    if services.viewer and settings.public_url.startswith("https://"):
+        allowed = set(settings.allowed_users) | set(settings.admins)
+        services.miniapp = MiniApp(services.viewer, token, allowed.__contains__)
     # PTB makes bot_data by calling the given type with no arguments: hand it ours.
     context_types = ContextTypes(
         bot_data=cast(type[Services], lambda: services),
@@ -225,7 +229,10 @@ async def on_startup(app: Application) -> None:
             lambda: health(svc.desk),
             svc.settings.health_host,
             svc.settings.health_port,
-            svc.viewer.routes() if svc.viewer else (),
+            [
+                *(svc.viewer.routes() if svc.viewer else ()),
+                *(svc.miniapp.routes() if svc.miniapp else ()),
+            ],
         )
         await svc.health.start()
     log.info("serving as @%s", app.bot.username)

@@ -12,6 +12,7 @@ import logging
 import time
 
 from telegram import BotCommand, CallbackQuery, Message, Update
+from telegram.constants import ChatType
 
 from bot import callbacks, render, sending
 from bot.access import addressed_text
@@ -200,5 +201,10 @@ async def answer_button(
     else:
         await query.answer()
         if stored.citations and isinstance(query.message, Message):
-            pages = links_for(context.bot_data.viewer, stored.citations)
-            await sending.reply(query.message, render.quotes_html(stored.citations, pages))
+            svc = context.bot_data
+            pages = links_for(svc.viewer, stored.citations)
+            keyboard = None
+            if svc.miniapp and query.message.chat.type == ChatType.PRIVATE:  # Telegram's rule
+                keyboard = render.page_keyboard(svc.miniapp.url(stored.citations))
+            parts = render.quotes_html(stored.citations, pages)
+            await sending.reply(query.message, parts, keyboard)

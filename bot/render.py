@@ -11,7 +11,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot import callbacks
 from bot.models import Answer, Citation, IngestReport, Passage
@@ -170,6 +170,13 @@ def quotes_html(citations: list[Citation], pages: Mapping[int, str] | None = Non
             f"<i>{title}{meta_html(c.source, c.published)}</i>"
         )
     return pack(blocks)
+
+
+def page_keyboard(url: str) -> InlineKeyboardMarkup:
+    """Under Quotes in a private chat: the article page as a Mini App, inside Telegram."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("Read in Telegram", web_app=WebAppInfo(url))]]
+    )
 
 
 def passages_html(query: str, passages: list[Passage]) -> list[str]:

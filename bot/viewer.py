@@ -289,13 +289,21 @@ class Viewer:
         return [web.get(self.path + "{token}", self.page)]
 
     async def page(self, request: web.Request) -> web.Response:
+        link = self.read(self.signer, request.match_info["token"])
+        return link if isinstance(link, web.Response) else await self.article_page(link)
+
+    @staticmethod
+    def read(signer: Signer, token: str) -> Link | web.Response:
+        """The link a token carries, or the refusal to send."""
         try:
-            link = self.signer.read(request.match_info["token"])
+            return signer.read(token)
         except BadLink as exc:
             log.info("refused an article link: %s", exc)
             return problem_page(403)
         except ExpiredLink:
             return problem_page(410)
+
+    async def article_page(self, link: Link, headers: Mapping[str, str] = HEADERS) -> web.Response:
         article = await asyncio.to_thread(self.load, link.article_id)
         if article is None or text_check(article.text, link.spans) != link.check:
             return problem_page(404)  # unknown, removed, or changed since the answer
@@ -303,7 +311,7 @@ class Viewer:
             text=page_html(article, link.spans),
             content_type="text/html",
             charset="utf-8",
-            headers=HEADERS,
+            headers=headers,
         )
 
 

@@ -627,6 +627,9 @@ class FakeTelegram:
                 raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
             if not isinstance(button.get("text"), str) or not BUTTON_ACTIONS & button.keys():
                 raise ApiError(400, "Bad Request: can't parse inline keyboard button")
+            web_app = button.get("web_app")
+            if web_app is not None and not str(web_app.get("url", "")).startswith("https://"):
+                raise ApiError(400, "Bad Request: BUTTON_URL_INVALID")  # Mini Apps: https only
         return markup, (markup if "inline_keyboard" in markup else None)
 
     def _reply_to(self, chat_id: int, p: JSON) -> JSON | None:
@@ -747,6 +750,9 @@ class FakeTelegram:
         if not text:
             raise ApiError(400, "Bad Request: message text is empty")
         markup, inline = self._markup(p)
+        rows = (inline or {}).get("inline_keyboard", [])
+        if chat["type"] != "private" and any("web_app" in b for row in rows for b in row):
+            raise ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")  # Mini App buttons: private
         reply = self._reply_to(chat["id"], p)
         fields = {"entities": ents, "reply_markup": inline, "reply_to_message": reply}
         msg = self._new_message(chat, self._bot_from(), text=text, **fields)
