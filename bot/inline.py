@@ -10,11 +10,12 @@ short time, and only a question not in the cache counts against the rate limit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from telegram import (
     InlineQueryResultArticle,
@@ -32,7 +33,6 @@ from bot.metrics import pseudonym
 from bot.models import Answer, Passage
 from bot.output import nearest_sources
 from bot.services import Context
-from bot.split import TELEGRAM_LIMIT, size
 from bot.viewer import Span, links_for, quote_check
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ MIN_QUESTION_CHARS = 3
 PASSAGES = 2  # besides the answer: up to 3 results
 TITLE_CHARS = 100
 DESCRIPTION_CHARS = 160
+SHORT_ANSWER_CHARS = 2000  # an answer too long for one message, cut to leave room for Sources
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -68,14 +69,18 @@ class ResultCache:
             self._items.popitem(last=False)
 
 
-def one_message(parts: Sequence[str]) -> str:
-    """An inline result is one message: the first part, when the answer did not fit in one."""
-    text = parts[0]
-    return text if size(text) <= TELEGRAM_LIMIT else render.short(render.plain_fallback(text), 4000)
+def answer_message(answer: Answer, pages: Mapping[int, str]) -> str:
+    """An inline result is one message: when the whole answer does not fit in one, its text is
+    shortened so that the Sources still come with it."""
+    parts = render.answer_html(answer, pages)
+    if len(parts) > 1:
+        shorter = dataclasses.replace(answer, text=render.short(answer.text, SHORT_ANSWER_CHARS))
+        parts = render.answer_html(shorter, pages)
+    return parts[0]
 
 
 def answer_result(answer: Answer, pages: Mapping[int, str]) -> InlineQueryResultArticle:
-    text = one_message(render.answer_html(answer, pages))
+    text = answer_message(answer, pages)
     sources = len({c.article_id for c in answer.citations})
     title = answer.text if answer.abstained else f"Answer with {sources} source(s)"
     return InlineQueryResultArticle(
@@ -91,14 +96,13 @@ def answer_result(answer: Answer, pages: Mapping[int, str]) -> InlineQueryResult
 def passage_result(i: int, passage: Passage, page: str) -> InlineQueryResultArticle:
     text = render.short_quote(" ".join(passage.chunk.text.split()))
     title = render.link(passage.title, page or passage.url)
-    html_text = one_message(
-        render.pack(
-            [
-                f"{title}{render.meta_html(passage.source, passage.published)}\n"
-                f"<blockquote>{render.esc(text)}</blockquote>"
-            ]
-        )
-    )
+    # A title, its outlet and date, and at most QUOTE_CHARS of text: always one message.
+    html_text = render.pack(
+        [
+            f"{title}{render.meta_html(passage.source, passage.published)}\n"
+            f"<blockquote>{render.esc(text)}</blockquote>"
+        ]
+    )[0]
     return InlineQueryResultArticle(
         id=f"passage-{i}",
         title=render.short(passage.title, TITLE_CHARS) or "(untitled)",

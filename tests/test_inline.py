@@ -21,7 +21,6 @@ from telegram.ext import Application
 
 from bot.desk import Desk
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 S400 = "Why would the EU buy Russian S-400 systems from Turkey?"
 SECRET = "inline-test-secret-" + "x" * 20
 USER, ADMIN, STRANGER = JOURNALISTS[5], 9001, 666
@@ -204,3 +203,21 @@ async def test_the_fake_server_validates_inline_answers_like_telegram(tg: FakeTe
         with pytest.raises(BadRequest, match=r"(?i)query is too old"):  # answered once only
             await bot.answer_inline_query(query_id, [])
         await asyncio.sleep(0)
+
+
+def test_an_answer_too_long_for_one_message_is_shortened_not_cut_off() -> None:
+    from fake_telegram import MAX_TEXT, parse_html, utf16_len
+
+    from bot.inline import answer_message
+    from bot.models import Answer, Citation
+
+    quote = "A sentence of a long quote & more. " * 40
+    citations = [
+        Citation(n, f"{n:016x}", f"Title {n}", "Outlet", None, "", quote, 0, len(quote))
+        for n in range(1, 6)
+    ]
+    answer = Answer("q", " ".join(f"{quote} [{n}]" for n in range(1, 6)), citations, False)
+    pages = {n: f"https://x.org/a/t{n}#c{n}" for n in range(1, 6)}
+    text, entities = parse_html(answer_message(answer, pages))
+    assert utf16_len(text) <= MAX_TEXT and "Sources" in text
+    assert {e["url"] for e in entities if e["type"] == "text_link"} >= set(pages.values())
