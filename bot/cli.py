@@ -26,7 +26,6 @@ from bot.lock import Holder
 from bot.manifest import vector_gap
 from bot.models import Filters
 from bot.output import answer_dict, answer_text, passage_dict, source_line
-from bot.viewer import build_viewer
 
 app = typer.Typer(
     help="Newsdesk: cited answers from your newsroom's articles.",
@@ -231,8 +230,11 @@ def ask(
     answer = desk.ask(question, filters)
     latency = (time.perf_counter() - started) * 1000
     if as_json:
-        viewer = build_viewer(desk.settings, desk) if desk.settings.public_url else None
-        pages = viewer.links(answer.citations) if viewer else {}
+        pages = {}
+        if desk.settings.public_url:  # article pages: a view_url per citation
+            from bot.viewer import build_viewer
+
+            pages = build_viewer(desk.settings, desk).links(answer.citations)
         data = answer_dict(answer, latency, pages)
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
