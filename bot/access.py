@@ -128,9 +128,15 @@ async def audit(update: Update, context: Context, action: str, target: str, resu
 async def gate(update: Update, context: Context) -> None:
     """Group -1: let allowed updates through; refuse, audit and stop the rest."""
     user, chat = update.effective_user, update.effective_chat
+    settings = context.bot_data.settings
+    if update.inline_query is not None and user is not None:  # from no chat: users only
+        if user.id in settings.admins or user.id in settings.allowed_users:
+            return
+        log.info("refused inline query of user %s", user.id)
+        await update.inline_query.answer([], cache_time=0, is_personal=True)
+        raise ApplicationHandlerStop
     if user is None or chat is None:  # channel posts, polls: nothing for this bot
         raise ApplicationHandlerStop
-    settings = context.bot_data.settings
     is_admin = user.id in settings.admins
     allowed = is_admin or user.id in settings.allowed_users or chat.id in settings.allowed_chats
     action = action_of(update, context.bot.username, context.bot.id, is_admin)

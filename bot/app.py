@@ -17,18 +17,21 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
 )
 
-from bot import access, admin, handoff, journalist, privacy, render, sending
+from bot import access, admin, handoff, inline, journalist, privacy, render, sending
 from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import NewsdeskError
 from bot.journal import Journal
 from bot.metrics import HealthServer, Metrics
+from bot.miniapp import MiniApp
 from bot.services import ChatMemory, Context, Services, UserLimiter
+from bot.viewer import Viewer, build_viewer
 from bot.webhook import webhook_from
 
 log = logging.getLogger(__name__)
@@ -81,7 +84,11 @@ def build_application(settings: Settings, desk: Desk) -> Application:
         journal=Journal(settings.index_dir / "feedback.db", keep_text=settings.journal_text),
         limiter=UserLimiter(settings.rate_limit_per_minute),
         metrics=Metrics(),
+        viewer=viewer_from(settings, desk),
     )
+    if services.viewer and settings.public_url.startswith("https://"):
+        allowed = set(settings.allowed_users) | set(settings.admins)
+        services.miniapp = MiniApp(services.viewer, token, allowed.__contains__)
     # PTB makes bot_data by calling the given type with no arguments: hand it ours.
     context_types = ContextTypes(
         bot_data=cast(type[Services], lambda: services),
@@ -102,6 +109,18 @@ def build_application(settings: Settings, desk: Desk) -> Application:
     app = builder.build()
     add_handlers(app, settings)
     return app
+
+
+def viewer_from(settings: Settings, desk: Desk) -> Viewer | None:
+    """Article pages need NEWSDESK_PUBLIC_URL and the web server that serves them."""
+    if not settings.public_url:
+        return None
+    if not settings.health_port:
+        raise NewsdeskError(
+            "NEWSDESK_PUBLIC_URL needs the web server that serves the article pages: set "
+            "NEWSDESK_HEALTH_PORT (default 8080) instead of 0"
+        )
+    return build_viewer(settings, desk)
 
 
 def add_handlers(app: Application, settings: Settings) -> None:
@@ -135,6 +154,7 @@ def add_handlers(app: Application, settings: Settings) -> None:
     url_only = filters.Regex(access.URL_ONLY) & ~filters.COMMAND & private & admins
     app.add_handler(MessageHandler(url_only, admin.on_url))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, journalist.on_text))
+    app.add_handler(InlineQueryHandler(inline.InlineAnswers().on_inline_query))
     app.add_error_handler(on_error)
 
 
@@ -209,6 +229,10 @@ async def on_startup(app: Application) -> None:
             lambda: health(svc.desk),
             svc.settings.health_host,
             svc.settings.health_port,
+            [
+                *(svc.viewer.routes() if svc.viewer else ()),
+                *(svc.miniapp.routes() if svc.miniapp else ()),
+            ],
         )
         await svc.health.start()
     log.info("serving as @%s", app.bot.username)

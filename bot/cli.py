@@ -230,7 +230,13 @@ def ask(
     answer = desk.ask(question, filters)
     latency = (time.perf_counter() - started) * 1000
     if as_json:
-        typer.echo(json.dumps(answer_dict(answer, latency), indent=2, ensure_ascii=False))
+        pages = {}
+        if desk.settings.public_url:  # article pages: a view_url per citation
+            from bot.viewer import build_viewer
+
+            pages = build_viewer(desk.settings, desk).links(answer.citations)
+        data = answer_dict(answer, latency, pages)
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         typer.echo(answer_text(answer))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -80,6 +81,11 @@ class Settings(BaseSettings):
     health_port: int = 8080  # /healthz and /metrics while serving; 0 = off
     log_questions: bool = False  # question text in the per-question log line
 
+    # Article pages behind citations (served by the health server); empty URL: no pages
+    public_url: str = ""  # the bot's public base URL, e.g. https://newsdesk.example.org
+    viewer_secret: SecretStr = SecretStr("")  # empty: a random key kept in index/viewer.key
+    viewer_link_days: int = Field(default=7, ge=1, le=366)  # a page link works this long
+
     # Privacy: what the journal (index/feedback.db) keeps, and for how long
     journal_days: int = 30  # answers and votes older than this are deleted (start-up, daily)
     audit_days: int = 365  # audit rows (admin actions, refusals) older than this are deleted
@@ -104,6 +110,17 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             return [ipaddress.ip_network(str(v), strict=False) for v in value]
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname or parts.query):
+            raise ValueError("must be an http(s):// base URL such as https://newsdesk.example.org")
+        if value and parts.fragment:
+            raise ValueError("must not have a #fragment")
+        return value.rstrip("/")
 
     @property
     def max_file_bytes(self) -> int:

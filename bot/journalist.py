@@ -12,6 +12,7 @@ import logging
 import time
 
 from telegram import BotCommand, CallbackQuery, Message, Update
+from telegram.constants import ChatType
 
 from bot import callbacks, render, sending
 from bot.access import addressed_text
@@ -20,6 +21,7 @@ from bot.errors import InputError
 from bot.metrics import pseudonym
 from bot.models import Filters
 from bot.services import Context
+from bot.viewer import links_for
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,9 @@ async def answer_question(update: Update, context: Context, message: Message, te
         conversation.remember(query)
     answer_id = await asyncio.to_thread(svc.journal.save_answer, chat_id, uid, answer)
     keyboard = render.answer_keyboard(answer_id, bool(answer.citations))
-    await sending.reply_or_edit_streamed(message, preview, render.answer_html(answer), keyboard)
+    pages = links_for(svc.viewer, answer.citations)
+    parts = render.answer_html(answer, pages)
+    await sending.reply_or_edit_streamed(message, preview, parts, keyboard)
     elapsed = time.perf_counter() - started
     svc.metrics.latency.observe(elapsed)
     (svc.metrics.abstentions if answer.abstained else svc.metrics.answers).inc()
@@ -197,4 +201,10 @@ async def answer_button(
     else:
         await query.answer()
         if stored.citations and isinstance(query.message, Message):
-            await sending.reply(query.message, render.quotes_html(stored.citations))
+            svc = context.bot_data
+            pages = links_for(svc.viewer, stored.citations)
+            keyboard = None
+            if svc.miniapp and query.message.chat.type == ChatType.PRIVATE:  # Telegram's rule
+                keyboard = render.page_keyboard(svc.miniapp.url(stored.citations))
+            parts = render.quotes_html(stored.citations, pages)
+            await sending.reply(query.message, parts, keyboard)

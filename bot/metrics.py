@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -57,21 +57,29 @@ def pseudonym(value: int | str) -> str:
 
 
 class HealthServer:
-    """Serves GET /healthz (200 or 503, JSON) and GET /metrics (Prometheus text format)."""
+    """Serves GET /healthz (200 or 503, JSON) and GET /metrics (Prometheus text format), and
+    any further routes given (the article pages)."""
 
     def __init__(
-        self, metrics: Metrics, check: Callable[[], Awaitable[dict[str, Any]]], host: str, port: int
+        self,
+        metrics: Metrics,
+        check: Callable[[], Awaitable[dict[str, Any]]],
+        host: str,
+        port: int,
+        routes: Sequence[web.RouteDef] = (),
     ) -> None:
         self.metrics = metrics
         self.check = check
         self.host = host
         self.port = port
+        self.routes = routes
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_routes(self.routes)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from bot.models import Answer, Citation, Passage
@@ -84,13 +85,20 @@ def passage_dict(p: Passage) -> dict[str, Any]:
     }
 
 
-def answer_dict(answer: Answer, latency_ms: float | None = None) -> dict[str, Any]:
-    """The `newsdesk ask --json` schema (documented in README.md)."""
+def answer_dict(
+    answer: Answer, latency_ms: float | None = None, pages: Mapping[int, str] | None = None
+) -> dict[str, Any]:
+    """The `newsdesk ask --json` schema (documented in README.md); with `pages` (citation n ->
+    article page, when NEWSDESK_PUBLIC_URL is set) each citation has a `view_url`."""
+    citations = [citation_dict(c) for c in answer.citations]
+    if pages:
+        for c in citations:
+            c["view_url"] = pages.get(c["n"])
     data: dict[str, Any] = {
         "question": answer.question,
         "abstained": answer.abstained,
         "answer": answer.text,
-        "citations": [citation_dict(c) for c in answer.citations],
+        "citations": citations,
         "sources": [
             {k: v for k, v in passage_dict(p).items() if k not in ("text", "chunk_id")}
             for p in nearest_sources(answer.passages, limit=10)

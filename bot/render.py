@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot import callbacks
 from bot.models import Answer, Citation, IngestReport, Passage
@@ -108,8 +108,9 @@ def short_quote(quote: str) -> str:
 # -- journalists ------------------------------------------------------------------------------
 
 
-def answer_html(answer: Answer) -> list[str]:
-    """The answer, then its sources: `[n] Title — Outlet, date` linked to the article."""
+def answer_html(answer: Answer, pages: Mapping[int, str] | None = None) -> list[str]:
+    """The answer, then its sources: `[n] Title — Outlet, date` linked to the article, or with
+    `pages` (citation n -> its article page) to the page, each [n] to its quote there."""
     blocks = [esc(p) for p in answer.text.split("\n\n") if p.strip()]
     if answer.note:
         blocks.append(f"<i>{esc(answer.note)}</i>")
@@ -122,12 +123,28 @@ def answer_html(answer: Answer) -> list[str]:
     lines = []
     for cites in by_article(answer.citations):
         first = cites[0]
+        if pages and all(c.n in pages for c in cites):
+            lines.append(page_source_line(cites, pages))
+            continue
         numbers = ", ".join(str(c.n) for c in cites)
         lines.append(
             f"[{numbers}] {link(first.title, first.url)}{meta_html(first.source, first.published)}"
         )
     blocks.append("<b>Sources</b>\n" + "\n".join(lines))
     return pack(blocks)
+
+
+def page_source_line(cites: list[Citation], pages: Mapping[int, str]) -> str:
+    """`[1, 2] Title — Outlet, date · original`: numbers and title open the article page."""
+    first = cites[0]
+    numbers = ", ".join(f'<a href="{html.escape(pages[c.n])}">{c.n}</a>' for c in cites)
+    title = esc(short(first.title, TITLE_CHARS)) or "(untitled)"
+    original = link("original", first.url)
+    original = f" · {original}" if original != "original" else ""
+    return (
+        f'[{numbers}] <a href="{html.escape(pages[first.n])}">{title}</a>'
+        f"{meta_html(first.source, first.published)}{original}"
+    )
 
 
 def answer_keyboard(answer_id: int, has_quotes: bool) -> InlineKeyboardMarkup:
@@ -140,15 +157,26 @@ def answer_keyboard(answer_id: int, has_quotes: bool) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([row])
 
 
-def quotes_html(citations: list[Citation]) -> list[str]:
-    """Each quote as a blockquote with its [n] and where it comes from."""
+def quotes_html(citations: list[Citation], pages: Mapping[int, str] | None = None) -> list[str]:
+    """Each quote as a blockquote with its [n] and where it comes from; with `pages`, the
+    title links to the article page scrolled to that quote."""
     blocks = ["<b>Quotes</b>"]
     for c in citations:
+        title = esc(short(c.title, TITLE_CHARS))
+        if pages and c.n in pages:
+            title = f'<a href="{html.escape(pages[c.n])}">{title or "(untitled)"}</a>'
         blocks.append(
             f"<blockquote>[{c.n}] {esc(short_quote(c.quote))}</blockquote>\n"
-            f"<i>{esc(short(c.title, TITLE_CHARS))}{meta_html(c.source, c.published)}</i>"
+            f"<i>{title}{meta_html(c.source, c.published)}</i>"
         )
     return pack(blocks)
+
+
+def page_keyboard(url: str) -> InlineKeyboardMarkup:
+    """Under Quotes in a private chat: the article page as a Mini App, inside Telegram."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("Read in Telegram", web_app=WebAppInfo(url))]]
+    )
 
 
 def passages_html(query: str, passages: list[Passage]) -> list[str]:

@@ -19,6 +19,8 @@ from bot.desk import Desk
 from bot.handoff import Watcher
 from bot.journal import Journal
 from bot.metrics import HealthServer, Metrics
+from bot.miniapp import MiniApp
+from bot.viewer import Viewer
 
 MAX_USERS_PER_CHAT = 50  # conversations remembered per chat; the least recent is forgotten
 
@@ -78,6 +80,8 @@ class Services:
     )
     health: HealthServer | None = None
     handoff: Watcher | None = None  # set at start-up: CLI writes handed to this bot
+    viewer: Viewer | None = None  # article pages, when NEWSDESK_PUBLIC_URL is set
+    miniapp: MiniApp | None = None  # the same pages in Telegram, when that URL is https
 
 
 Context = CallbackContext[ExtBot[None], dict[object, object], ChatMemory, Services]

@@ -2,8 +2,8 @@
 
 python-telegram-bot talks to it exactly as to Telegram:
 ``Bot(fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url)``. Tests inject user
-activity (``send_text``, ``send_document``, ``press_button``), observe the bot (``sent``, ``calls``,
-``wait_for`` ...) and inject faults (``fail_next``, ``delay_next``).
+activity (``send_text``, ``send_document``, ``press_button``, ``send_inline_query``), observe
+the bot (``sent``, ``calls``, ``wait_for`` ...) and inject faults (``fail_next``, ``delay_next``).
 
 HTML parse mode follows Telegram's (tdlib's) parser and error messages. Deliberate difference: a
 bare ``&`` is rejected (Telegram keeps it as text) to catch missing escaping;
@@ -28,6 +28,7 @@ from aiohttp import web
 JSON = dict[str, Any]
 BOT_ID, BOT_USERNAME, TOKEN = 777, "newsdesk_test_bot", "123456:TEST-token"
 MAX_TEXT, MAX_CAPTION, MAX_DOWNLOAD = 4096, 1024, 20 * 1024 * 1024
+MAX_INLINE_RESULTS = 50
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
     "exactly the same as a current content and reply markup of the message"
@@ -279,6 +280,7 @@ class FakeTelegram:
         self.sent: list[JSON] = []  # every message the bot sent or edited (snapshots)
         self.calls: list[tuple[str, JSON]] = []  # every API call: (method, params)
         self.answered_callbacks: list[JSON] = []  # answerCallbackQuery params
+        self.inline_answers: dict[str, JSON] = {}  # inline query id -> answer, results parsed
         self.chat_actions: list[tuple[int, str]] = []  # (chat_id, action)
         self.commands: list[JSON] = []  # the last setMyCommands list
         self.deleted: list[tuple[int, int]] = []  # (chat_id, message_id) deleted by the bot
@@ -294,6 +296,7 @@ class FakeTelegram:
         self._files: dict[str, tuple[JSON, bytes]] = {}  # file_id -> (File, content)
         self._file_ids = itertools.count(1)
         self._queries: dict[str, bool] = {}  # callback query id -> answered
+        self._inline: dict[str, bool] = {}  # inline query id -> answered
         self._query_ids = itertools.count(4_000_000_000_000_000)
         self._my_commands: dict[str, list[JSON]] = {}
         self._faults: dict[str, list[tuple[int, int, str | None]]] = {}
@@ -412,6 +415,34 @@ class FakeTelegram:
         self._push_update("callback_query", query | {"data": callback_data})
         return query_id
 
+    def send_inline_query(self, user_id: int, query: str, chat_type: str = "supergroup") -> str:
+        """A user types ``@bot query`` in a chat of ``chat_type``; returns the inline query id."""
+        query_id = str(next(self._query_ids))
+        self._inline[query_id] = False
+        user = self._user(user_id, None, "User")
+        inline = {
+            "id": query_id,
+            "from": user,
+            "query": query,
+            "offset": "",
+            "chat_type": chat_type,
+        }
+        self._push_update("inline_query", inline)
+        return query_id
+
+    def choose_inline_result(
+        self, user_id: int, chat_id: int, query_id: str, result_id: str
+    ) -> JSON:
+        """The user taps a result: its message appears in ``chat_id``, sent by the user via the
+        bot, as Telegram does it (the bot is not told: no chosen_inline_result feedback)."""
+        answer = self.inline_answers[query_id]
+        result = next(r for r in answer["results"] if r["id"] == result_id)
+        chat = self._chats.get(chat_id) or {"id": chat_id, "type": "supergroup", "title": "Other"}
+        self._chats.setdefault(chat_id, chat)
+        user = self._user(user_id, None, "User")
+        fields = {"entities": result["entities"], "via_bot": self._bot_from()}
+        return self._new_message(chat, user, text=result["text"], **fields)
+
     # Observing the bot.
 
     def messages(self, chat_id: int) -> list[JSON]:
@@ -439,6 +470,14 @@ class FakeTelegram:
                     return answered
             if not await self._wait_change(deadline):
                 raise AssertionError(f"callback query {query_id} not answered in {timeout}s")
+
+    async def wait_inline_answer(self, query_id: str, timeout: float = 30) -> JSON:
+        """Wait until the bot answers inline query ``query_id``; its answer, results parsed."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while query_id not in self.inline_answers:
+            if not await self._wait_change(deadline):
+                raise AssertionError(f"inline query {query_id} not answered in {timeout}s")
+        return self.inline_answers[query_id]
 
     async def wait_polled_past(self, update_id: int, timeout: float = 30) -> None:
         """Wait until the bot has fetched updates again after ``update_id`` (it has taken that
@@ -588,6 +627,9 @@ class FakeTelegram:
                 raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
             if not isinstance(button.get("text"), str) or not BUTTON_ACTIONS & button.keys():
                 raise ApiError(400, "Bad Request: can't parse inline keyboard button")
+            web_app = button.get("web_app")
+            if web_app is not None and not str(web_app.get("url", "")).startswith("https://"):
+                raise ApiError(400, "Bad Request: BUTTON_URL_INVALID")  # Mini Apps: https only
         return markup, (markup if "inline_keyboard" in markup else None)
 
     def _reply_to(self, chat_id: int, p: JSON) -> JSON | None:
@@ -708,6 +750,9 @@ class FakeTelegram:
         if not text:
             raise ApiError(400, "Bad Request: message text is empty")
         markup, inline = self._markup(p)
+        rows = (inline or {}).get("inline_keyboard", [])
+        if chat["type"] != "private" and any("web_app" in b for row in rows for b in row):
+            raise ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")  # Mini App buttons: private
         reply = self._reply_to(chat["id"], p)
         fields = {"entities": ents, "reply_markup": inline, "reply_to_message": reply}
         msg = self._new_message(chat, self._bot_from(), text=text, **fields)
@@ -770,6 +815,48 @@ class FakeTelegram:
             raise ApiError(400, QUERY_TOO_OLD)
         self._queries[query_id] = True
         self.answered_callbacks.append(dict(p))
+        self._notify()
+        return True
+
+    async def _api_answerInlineQuery(self, p: JSON) -> Any:
+        """Validated like Telegram: at most 50 results, ids of 1-64 bytes and unique, each
+        message text within 4096 characters after its parse_mode, with valid entities."""
+        query_id = str(p.get("inline_query_id") or "")
+        if self._inline.get(query_id, True):  # unknown or already answered
+            raise ApiError(400, QUERY_TOO_OLD)
+        results = _param(p, "results")
+        if not isinstance(results, list):
+            raise ApiError(400, "Bad Request: can't parse inline query results JSON object")
+        if len(results) > MAX_INLINE_RESULTS:
+            raise ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        parsed, ids = [], set()
+        for r in results:
+            rid = r.get("id") if isinstance(r, dict) else None
+            if not isinstance(rid, str) or not 0 < len(rid.encode()) <= 64:
+                raise ApiError(400, "Bad Request: RESULT_ID_INVALID")
+            if rid in ids:
+                raise ApiError(400, "Bad Request: RESULT_ID_DUPLICATE")
+            ids.add(rid)
+            if r.get("type") != "article":  # the only kind this fake knows
+                raise ApiError(400, "Bad Request: RESULT_TYPE_INVALID")
+            if not str(r.get("title") or "").strip():
+                raise ApiError(400, "Bad Request: RESULT_TITLE_EMPTY")
+            content = r.get("input_message_content") or {}
+            raw = str(content.get("message_text") or "")
+            text, ents = self._format(raw, content, "entities", MAX_TEXT)
+            if not text:
+                raise ApiError(400, "Bad Request: MESSAGE_EMPTY")
+            self._markup({"reply_markup": r.get("reply_markup")})
+            parsed.append(r | {"text": text, "entities": ents, "html": raw})
+        button = _param(p, "button")
+        if button is not None:
+            start = str(button.get("start_parameter") or "")
+            if not str(button.get("text") or "") or (
+                "web_app" not in button and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", start)
+            ):
+                raise ApiError(400, "Bad Request: BUTTON_INVALID")
+        self._inline[query_id] = True
+        self.inline_answers[query_id] = dict(p) | {"results": parsed, "button": button}
         self._notify()
         return True
 
