@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from bot import journal_cli
+from bot import feeds_cli, journal_cli
 from bot.config import Settings, settings_problem
 from bot.desk import Desk
 from bot.errors import IndexUnavailable, NewsdeskError, storage_problem
@@ -34,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(journal_cli.app, name="journal")
+app.add_typer(feeds_cli.app, name="feeds")
 log = logging.getLogger("bot")
 
 Since = Annotated[str | None, typer.Option(help="Only articles published on or after YYYY-MM-DD.")]
