@@ -259,6 +259,31 @@ def search(
         typer.echo("   " + " ".join(p.chunk.text.split())[:300])
 
 
+@app.command()
+def timeline(
+    query: Annotated[str, typer.Argument(help="The story, in quotes.")],
+    since: Since = None,
+    until: Until = None,
+    source: Outlet = None,
+    as_json: AsJson = False,
+) -> None:
+    """The story in time order: one entry per article (date, outlet, its best sentence)."""
+    from bot.timeline import timeline as story
+
+    desk = _desk()
+    _require_index(desk)
+    entries = story(desk, query, _filters(since, until, source, None))
+    if as_json:
+        typer.echo(json.dumps([e.as_dict() for e in entries], indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        typer.echo(f"no articles in the archive tell the story of {query!r}")
+    for e in entries:
+        day = e.published.isoformat() if e.published else "undated   "
+        typer.echo(f"{day}  {e.source[:20]}  {e.title[:70]}  {e.url}".rstrip())
+        typer.echo(f"   [{e.n}] {' '.join(e.quote.split())[:300]}")
+
+
 @app.command("eval")
 def evaluate(
     questions: Annotated[Path, typer.Argument(help='JSONL: {"id", "question", "date"?} per line.')],

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of
-from conftest import MakeDesk
+from conftest import MakeDesk, run_cli
 from fake_telegram import FakeTelegram
 from feedkit import Site, page, rss, serve
 
@@ -75,6 +76,41 @@ def article(title: str, paragraphs: list[str], day: str, url: str = "") -> Artic
     )
 
 
+STEPS = [
+    ("2024-01-10", "Harbour bridge cracks found", "Inspectors found cracks in the Harbour"),
+    ("2024-03-02", "Harbour bridge closed", "The city closed the Harbour"),
+    ("2024-05-20", "Harbour bridge repair contract", "A repair contract for the Harbour"),
+    (
+        "2024-08-14",
+        "Harbour bridge cables replaced",
+        "Engineers replaced cables on the Harbour",
+    ),
+    (
+        "2024-11-01",
+        "Harbour bridge deck resurfaced",
+        "Crews resurfaced the deck of the Harbour",
+    ),
+    ("2025-02-03", "Harbour bridge load tests", "Load tests were run on the Harbour"),
+    ("2025-03-14", "Harbour bridge reopens", "Traffic returned to the Harbour"),
+]
+
+
+def bridge_story() -> list[Article]:
+    return [
+        article(
+            title,
+            [
+                f"{lead} Bridge in Port Elmsley, the city's transport department said on the "
+                "day, in the latest step of the long repair of the harbour bridge.",
+                "The Harbour Bridge carries forty thousand vehicles a day between the two "
+                "halves of the city and had been closed to traffic for safety reasons.",
+            ],
+            day,
+        )
+        for day, title, lead in reversed(STEPS)  # indexed newest first: order is not luck
+    ]
+
+
 @on_loop
 async def test_admin_adds_a_feed_the_jobqueue_polls_and_a_watch_gets_exactly_one_push(
     tg: FakeTelegram, make_desk: MakeDesk, site: Site
@@ -125,42 +161,13 @@ async def test_timeline_in_time_order_pages_with_buttons(
     tg: FakeTelegram, make_desk: MakeDesk
 ) -> None:
     desk = make_desk()
-    steps = [
-        ("2024-01-10", "Harbour bridge cracks found", "Inspectors found cracks in the Harbour"),
-        ("2024-03-02", "Harbour bridge closed", "The city closed the Harbour"),
-        ("2024-05-20", "Harbour bridge repair contract", "A repair contract for the Harbour"),
-        (
-            "2024-08-14",
-            "Harbour bridge cables replaced",
-            "Engineers replaced cables on the Harbour",
-        ),
-        (
-            "2024-11-01",
-            "Harbour bridge deck resurfaced",
-            "Crews resurfaced the deck of the Harbour",
-        ),
-        ("2025-02-03", "Harbour bridge load tests", "Load tests were run on the Harbour"),
-        ("2025-03-14", "Harbour bridge reopens", "Traffic returned to the Harbour"),
-    ]
-    arts = [
-        article(
-            title,
-            [
-                f"{lead} Bridge in Port Elmsley, the city's transport department said on the "
-                "day, in the latest step of the long repair of the harbour bridge.",
-                "The Harbour Bridge carries forty thousand vehicles a day between the two "
-                "halves of the city and had been closed to traffic for safety reasons.",
-            ],
-            day,
-        )
-        for day, title, lead in reversed(steps)  # indexed newest first: order is not luck
-    ]
+    arts = bridge_story()
     desk.ingestor.ingest_articles(arts)
     async with running_bot(tg, desk):
         msg = tg.send_text(READER, "/timeline harbour bridge repairs")
         first = await tg.wait_for(reply_to(msg))
         assert "page 1/2" in first["text"]
-        days = [d for d, _, _ in steps]
+        days = [d for d, _, _ in STEPS]
         shown = [d for d in days if d in first["text"]]
         assert shown == days[:5]  # oldest first, five a page
         assert "[1]" in first["text"] and "<blockquote>" in first["html"]
@@ -255,3 +262,21 @@ def test_watch_commands_refuse_bad_input(tmp_path: Any) -> None:
     with pytest.raises(NotFound):
         store.remove(OTHER, mine.id)  # another user's watch is not theirs to remove
     assert store.all() == [Watch(mine.id, READER, READER, "ferry")]
+
+
+def test_cli_timeline(
+    make_desk: MakeDesk, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    desk = make_desk()
+    desk.ingestor.ingest_articles(bridge_story())
+    monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(desk.settings.corpus_dir))
+    monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(desk.settings.index_dir))
+
+    code, out, _ = run_cli(["timeline", "harbour bridge repairs", "--since", "2024-05-01"], capsys)
+
+    assert code == 0
+    days = [d for d, _, _ in STEPS if d >= "2024-05-01"]
+    assert [line[:10] for line in out.splitlines() if not line.startswith(" ")] == days
+    assert "   [1] " in out
+    code, out, _ = run_cli(["timeline", "harbour bridge", "--json"], capsys)
+    assert [e["n"] for e in json.loads(out)] == list(range(1, 8))
