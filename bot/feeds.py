@@ -244,8 +244,9 @@ class FeedStore:
         """The article whose text hashes to `digest`, catching up on articles added since."""
         with self._lock:
             known = dict(self.db.execute("SELECT article_id, content_hash FROM texts").fetchall())
-        fresh = []
+        fresh, current = [], set()
         for row in store.articles("ready"):
+            current.add(row.id)
             if known.get(row.id) != row.content_hash:
                 try:
                     text = corpus.read(Path(row.path)).text
@@ -254,10 +255,11 @@ class FeedStore:
                 fresh.append((row.id, row.content_hash, text_hash(text)))
         with self._lock, self.db:
             self.db.executemany("INSERT OR REPLACE INTO texts VALUES (?,?,?)", fresh)
-            row = self.db.execute(
+            owners = self.db.execute(
                 "SELECT article_id FROM texts WHERE text_hash=?", (digest,)
-            ).fetchone()
-        return str(row[0]) if row else ""
+            ).fetchall()
+        # A removed article's text is no duplicate: it may come back.
+        return next((str(o[0]) for o in owners if o[0] in current), "")
 
 
 class Poller:

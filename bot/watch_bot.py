@@ -97,6 +97,10 @@ async def on_timeline(update: Update, context: Context) -> None:
         await sending.reply(message, render_feeds.TIMELINE_USAGE)
         return
     svc = context.bot_data
+    wait = svc.limiter.wait(message.from_user.id) if message.from_user else 0.0
+    if wait:  # a timeline costs as much as several answers
+        await sending.reply(message, render.slow_down(wait))
+        return
     async with sending.typing(context.bot, message.chat_id):
         entries = await asyncio.to_thread(timeline, svc.desk, query, filters)
     stored = [e.as_dict() for e in entries]

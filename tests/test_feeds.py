@@ -435,3 +435,18 @@ def test_fuzzed_text_as_feed_parses_or_fails_cleanly(text: str) -> None:
     for wrapped in (text, f"<rss version='2.0'><channel><title>{text}</title>", f"<urlset>{text}"):
         with contextlib.suppress(FeedError):
             parse_feed(wrapped.encode("utf-8", "surrogatepass"), "http://example.org/")
+
+
+def test_a_poll_handed_to_the_running_bot_reports_like_the_cli(desk: Desk, site: Site) -> None:
+    from bot.handoff import run_note
+
+    put_story(site, "ferry")
+    site.put("/rss.xml", rss("Herald", [item(site, "ferry")]))
+    feed_with(desk, site.url("/rss.xml"))
+
+    with desk.write_lock:  # as the bot's inbox runs it
+        outcome = run_note(desk, {"command": "feeds-poll", "id": 1})
+
+    assert outcome.code == 0
+    assert outcome.lines[0][0].startswith("feed 1: 1 added, 0 unchanged, 0 failed")
+    assert run_note(desk, {"command": "feeds-poll", "id": 9}).code == 1  # no feed 9
