@@ -145,6 +145,18 @@ class WatchStore:
             self.db.execute("DELETE FROM watches WHERE id=?", (watch_id,))
             self.db.execute("DELETE FROM matches WHERE watch_id=?", (watch_id,))
 
+    def forget(self, user_id: int) -> int:
+        """/forget: the user's watches, their matches and digest; how many rows went."""
+        gone = 0
+        with self._lock, self.db:
+            for sql in (
+                "DELETE FROM matches WHERE watch_id IN (SELECT id FROM watches WHERE user_id=?)",
+                "DELETE FROM watches WHERE user_id=?",
+                "DELETE FROM digests WHERE user_id=?",
+            ):
+                gone += self.db.execute(sql, (user_id,)).rowcount
+        return gone
+
     def of_user(self, user_id: int) -> list[Watch]:
         rows = self._rows(
             "SELECT id, user_id, chat_id, text FROM watches WHERE user_id=? ORDER BY id", user_id

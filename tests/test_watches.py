@@ -280,3 +280,16 @@ def test_cli_timeline(
     assert "   [1] " in out
     code, out, _ = run_cli(["timeline", "harbour bridge", "--json"], capsys)
     assert [e["n"] for e in json.loads(out)] == list(range(1, 8))
+
+
+def test_forget_deletes_a_users_watches_matches_and_digest(tmp_path: Any) -> None:
+    store = WatchStore(tmp_path)
+    mine = store.add(READER, READER, "ferry fares")
+    store.add(OTHER, OTHER, "zoo")
+    store.record(Match(mine, "0" * 16, "t", "s", None, "", "q"), limit=5)
+    store.set_digest(READER, READER, "07:30")
+
+    assert store.forget(READER) == 3
+
+    assert [w.user_id for w in store.all()] == [OTHER]
+    assert store.digests() == [] and store.digest_matches(READER, 0) == []
