@@ -23,7 +23,7 @@ from bot.services import Context
 log = logging.getLogger(__name__)
 
 URL_ONLY = re.compile(r"^\s*(https?://\S+)\s*$")
-ADMIN_COMMANDS = frozenset({"add", "docs", "doc", "remove", "stats", "audit"})
+ADMIN_COMMANDS = frozenset({"add", "docs", "doc", "remove", "stats", "audit", "feeds"})
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ COMMANDS = [
     BotCommand("remove", "Remove an article (asks to confirm)"),
     BotCommand("stats", "Corpus and index statistics"),
     BotCommand("audit", "Latest admin actions"),
+    BotCommand("feeds", "Feeds polled into the archive"),
 ]
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files for bots
 PROGRESS_EVERY = 2.0  # seconds between progress edits (Telegram allows ~1 edit/s per chat)

@@ -23,7 +23,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot import access, admin, handoff, inline, journalist, privacy, render, sending
+from bot import (
+    access,
+    admin,
+    feeds_bot,
+    handoff,
+    inline,
+    journalist,
+    privacy,
+    render,
+    sending,
+    watch_bot,
+)
 from bot.config import Settings
 from bot.desk import Desk
 from bot.errors import NewsdeskError
@@ -141,11 +152,19 @@ def add_handlers(app: Application, settings: Settings) -> None:
         "remove": admin.on_remove,
         "stats": admin.on_stats,
         "audit": admin.on_audit,
+        "feeds": feeds_bot.on_feeds,
+        "watch": watch_bot.on_watch,
+        "watches": watch_bot.on_watches,
+        "unwatch": watch_bot.on_unwatch,
+        "timeline": watch_bot.on_timeline,
+        "digest": watch_bot.on_digest,
     }
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(admin.on_admin_button, pattern=r"^(remove|docs):"))
     app.add_handler(CallbackQueryHandler(privacy.on_forget_button, pattern=r"^forget:"))
+    app.add_handler(CallbackQueryHandler(feeds_bot.on_feed_button, pattern=r"^feedrm:"))
+    app.add_handler(CallbackQueryHandler(watch_bot.on_timeline_button, pattern=r"^timeline:"))
     app.add_handler(CallbackQueryHandler(journalist.on_button))
     # Uploads and forwards in private chats are admin actions (the gate refuses others).
     app.add_handler(MessageHandler(filters.Document.ALL & private, admin.on_document))
@@ -221,6 +240,8 @@ async def on_startup(app: Application) -> None:
             )
     svc.handoff = await handoff.start(svc.desk, svc.writer)  # writer lock, repair, inbox
     await privacy.start_retention(app)
+    await watch_bot.start_watches(app)
+    await feeds_bot.start_polling(app)
     if not (svc.settings.allowed_users or svc.settings.allowed_chats or svc.settings.admins):
         log.warning("no NEWSDESK_ALLOWED_USERS/CHATS/ADMINS: everyone will be refused")
     if svc.settings.health_port:
@@ -245,6 +266,9 @@ async def on_shutdown(app: Application) -> None:
     if svc.health:
         await svc.health.stop()
     await asyncio.to_thread(svc.writer.shutdown, True)  # a write in progress finishes
+    for db in (svc.feeds, svc.watches):
+        if db is not None:
+            db.close()
 
 
 async def health(desk: Desk) -> dict[str, object]:

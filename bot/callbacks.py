@@ -20,6 +20,8 @@ _SHAPES = {
     "docs": re.compile(r"(?P<page>0|[1-9][0-9]{0,4})"),
     "remove": re.compile(r"(?P<article>[0-9a-f]{16})?"),
     "forget": re.compile(r"(?P<user>[1-9][0-9]{0,15})(?P<cancel>:no)?"),
+    "feedrm": re.compile(r"(?P<feed>[1-9][0-9]{0,11})"),
+    "timeline": re.compile(r"(?P<id>[1-9][0-9]{0,11}):(?P<page>0|[1-9][0-9]{0,4})"),
 }
 
 
@@ -51,7 +53,18 @@ class Forget:
     confirmed: bool  # False: they cancelled
 
 
-Payload = Quotes | Vote | Page | Remove | Forget
+@dataclass(frozen=True)
+class FeedRemove:
+    feed_id: int
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    timeline_id: int  # whose chat it belongs to is checked by its handler
+    page: int
+
+
+Payload = Quotes | Vote | Page | Remove | Forget | FeedRemove | TimelinePage
 
 
 def parse(data: str | None) -> Payload | None:
@@ -71,13 +84,17 @@ def parse(data: str | None) -> Payload | None:
         return Remove(match["article"] or "")
     if kind == "forget":
         return Forget(int(match["user"]), not match["cancel"])
+    if kind == "feedrm":
+        return FeedRemove(int(match["feed"]))
+    if kind == "timeline":
+        return TimelinePage(int(match["id"]), int(match["page"]))
     return Page(kind, int(match["page"]))
 
 
 def is_admin_payload(data: str | None) -> bool:
     """Buttons only admins may press (their refusal is audited)."""
     kind = (data or "").partition(":")[0]
-    return kind in ("remove", "docs")
+    return kind in ("remove", "docs", "feedrm")
 
 
 def quotes(answer_id: int) -> str:
@@ -98,6 +115,14 @@ def remove(article_id: str = "") -> str:
 
 def forget(user_id: int, confirmed: bool) -> str:
     return f"forget:{user_id}" + ("" if confirmed else ":no")
+
+
+def feed_remove(feed_id: int) -> str:
+    return f"feedrm:{feed_id}"
+
+
+def timeline(timeline_id: int, number: int) -> str:
+    return f"timeline:{timeline_id}:{max(0, min(number, MAX_PAGE))}"
 
 
 def page_number(arg: str) -> int | None:

@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from bot import journal_cli
+from bot import feeds_cli, journal_cli
 from bot.config import Settings, settings_problem
 from bot.desk import Desk
 from bot.errors import IndexUnavailable, NewsdeskError, storage_problem
@@ -34,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(journal_cli.app, name="journal")
+app.add_typer(feeds_cli.app, name="feeds")
 log = logging.getLogger("bot")
 
 Since = Annotated[str | None, typer.Option(help="Only articles published on or after YYYY-MM-DD.")]
@@ -262,6 +263,31 @@ def search(
         typer.echo(f"{i}. score {p.score:.4f}  cosine {p.dense:.3f}  keyword {p.keyword:.2f}")
         typer.echo(f"   {source_line(p.title, p.source, p.published)}  [{p.article_id}]")
         typer.echo("   " + " ".join(p.chunk.text.split())[:300])
+
+
+@app.command()
+def timeline(
+    query: Annotated[str, typer.Argument(help="The story, in quotes.")],
+    since: Since = None,
+    until: Until = None,
+    source: Outlet = None,
+    as_json: AsJson = False,
+) -> None:
+    """The story in time order: one entry per article (date, outlet, its best sentence)."""
+    from bot.timeline import timeline as story
+
+    desk = _desk()
+    _require_index(desk)
+    entries = story(desk, query, _filters(since, until, source, None))
+    if as_json:
+        typer.echo(json.dumps([e.as_dict() for e in entries], indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        typer.echo(f"no articles in the archive tell the story of {query!r}")
+    for e in entries:
+        day = e.published.isoformat() if e.published else "undated   "
+        typer.echo(f"{day}  {e.source[:20]}  {e.title[:70]}  {e.url}".rstrip())
+        typer.echo(f"   [{e.n}] {' '.join(e.quote.split())[:300]}")
 
 
 @app.command("eval")

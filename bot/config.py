@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     # Telegram sends it with every update; empty: a random one is generated at each start.
     webhook_secret: SecretStr = SecretStr("")
 
+    # Feeds, watches, timelines and digests
+    feed_poll_minutes: Annotated[float, Field(gt=0)] = (
+        15.0  # between the bot's polls (fractions allowed)
+    )
+    feed_max_items: Annotated[int, Field(ge=1)] = 50  # new items taken from one feed per poll
+    watch_max_per_hour: Annotated[int, Field(ge=0)] = (
+        5  # pushes per watch; the rest wait for the digest
+    )
+    timezone: str = "UTC"  # for /digest HH:MM, an IANA name such as Europe/Berlin
+
     # Operations
     health_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
     health_port: int = 8080  # /healthz and /metrics while serving; 0 = off

@@ -45,6 +45,9 @@ class Fetched:
     url: str
     media_type: str
     data: bytes
+    status: int = 200  # 304: not modified since the validators given (data is empty)
+    etag: str = ""
+    last_modified: str = ""
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -233,8 +236,11 @@ class Fetcher:
         self.max_bytes = max_bytes
         self.resolver = resolver
 
-    def fetch(self, url: str) -> Fetched:
-        """GET `url`, following redirects; raise FetchError, BlockedAddress or TooLarge."""
+    def fetch(self, url: str, etag: str = "", last_modified: str = "") -> Fetched:
+        """GET `url`, following redirects; raise FetchError, BlockedAddress or TooLarge.
+
+        With `etag` or `last_modified` (from an earlier answer) the GET is conditional: an
+        unchanged resource comes back as status 304 with no data."""
         if not url.startswith(("http://", "https://")):
             raise FetchError(f"not an http(s) URL: {url}")
         deadline = time.monotonic() + self.timeout
@@ -251,7 +257,7 @@ class Fetcher:
                     headers={"User-Agent": USER_AGENT},
                     event_hooks={"request": [lambda request: hops.append(str(request.url))]},
                 ) as client,
-                client.stream("GET", url) as response,
+                client.stream("GET", url, headers=_conditional(etag, last_modified)) as response,
             ):
                 return self._read(url, response, deadline)
         except BlockedAddress as exc:
@@ -285,7 +291,20 @@ class Fetcher:
                 raise FetchError(f"{url} timed out after {self.timeout:g} s (download too slow)")
             chunks.append(part)
         media_type = response.headers.get("content-type", "")
-        return Fetched(url=str(response.url), media_type=media_type, data=b"".join(chunks))
+        return Fetched(
+            url=str(response.url),
+            media_type=media_type,
+            data=b"".join(chunks),
+            status=response.status_code,
+            etag=response.headers.get("etag", ""),
+            last_modified=response.headers.get("last-modified", ""),
+        )
+
+
+def _conditional(etag: str, last_modified: str) -> dict[str, str]:
+    """If-None-Match / If-Modified-Since headers (dropping values that cannot be headers)."""
+    given = {"If-None-Match": etag, "If-Modified-Since": last_modified}
+    return {k: v for k, v in given.items() if v and v.isprintable() and len(v) < 512}
 
 
 def mb(n: int) -> str:

@@ -160,6 +160,12 @@ def run_note(desk: Desk, note: dict[str, Any]) -> Outcome:
             return report_outcome(ingestor.reindex())
         if command == "repair":
             return report_outcome(ingestor.repair(prune=bool(note.get("prune"))))
+        if command == "feeds-poll":
+            from bot.feeds_cli import poll_now, result_lines
+
+            feed_id = note.get("id")
+            results = poll_now(desk, int(feed_id) if feed_id is not None else None)
+            return Outcome(result_lines(results), int(any(r.error for r in results)))
         return Outcome([(f"error: the bot does not know the command {command!r}", True)], 1)
     except NewsdeskError as exc:
         return Outcome([(f"error: {exc}", True)], 1)

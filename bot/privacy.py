@@ -73,6 +73,9 @@ async def on_forget_button(update: Update, context: Context) -> None:
     else:
         uid = payload.user_id
         rows = await asyncio.to_thread(context.bot_data.journal.forget, uid, is_admin(context, uid))
+        from bot.watch_bot import watch_store  # watches, their matches and the digest too
+
+        rows += await asyncio.to_thread(watch_store(context.bot_data).forget, uid)
         # chat_data of every chat (groups too), not only this one
         chats = sum(memory.forget(uid) for memory in context.application.chat_data.values())
         log.info("forget: deleted %d journal rows and %d conversations of a user", rows, chats)

@@ -47,13 +47,15 @@ HELP = (
     "/ask QUESTION — a cited answer\n"
     "/search QUERY — the best-matching passages with their scores\n"
     "/sources — the articles in the corpus, newest first\n"
+    "/watch QUERY — be told about new articles on a topic; /watches, /unwatch ID\n"
+    "/timeline QUERY — a story in time order; /digest HH:MM or off — a daily digest\n"
     "/privacy — what is stored about you; /forget — delete it\n"
     "/help — this message\n\n"
     "<b>Admins</b>\n"
     "Send a file (txt, md, html, pdf, docx, jsonl; caption lines such as "
     "<code>source: Reuters</code>, <code>date: 2025-11-20</code>, <code>url: …</code> set its "
     "metadata), a link, or forward a message to add it. /add URL or /add TEXT, /docs, /doc ID, "
-    "/remove ID, /stats, /audit.\n\n"
+    "/remove ID, /stats, /audit, /feeds.\n\n"
     "Under each answer: <b>Quotes</b> shows the quoted passages; 👍/👎 tell us how it went."
 )
 ADD_USAGE = (

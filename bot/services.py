@@ -16,11 +16,13 @@ from telegram.ext import CallbackContext, ExtBot
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.desk import Desk
+from bot.feeds import FeedStore
 from bot.handoff import Watcher
 from bot.journal import Journal
 from bot.metrics import HealthServer, Metrics
 from bot.miniapp import MiniApp
 from bot.viewer import Viewer
+from bot.watches import WatchStore
 
 MAX_USERS_PER_CHAT = 50  # conversations remembered per chat; the least recent is forgotten
 
@@ -82,6 +84,8 @@ class Services:
     handoff: Watcher | None = None  # set at start-up: CLI writes handed to this bot
     viewer: Viewer | None = None  # article pages, when NEWSDESK_PUBLIC_URL is set
     miniapp: MiniApp | None = None  # the same pages in Telegram, when that URL is https
+    feeds: FeedStore | None = None  # index/feeds.db, opened on first use
+    watches: WatchStore | None = None  # index/watches.db, opened on first use
 
 
 Context = CallbackContext[ExtBot[None], dict[object, object], ChatMemory, Services]

@@ -357,6 +357,10 @@ class Store:
             passage.keyword = float(scores[passage.chunk.id])
         return sorted(passages, key=lambda p: -p.keyword)
 
+    def passages_of(self, article_id: str) -> list[Passage]:
+        """Every chunk of one ready article as a passage (unscored), in reading order."""
+        return sorted(self._passages(self.chunk_ids(article_id)), key=lambda p: p.chunk.ordinal)
+
     def _passages(self, chunk_ids: Sequence[str]) -> list[Passage]:
         if not chunk_ids:
             return []
