@@ -30,7 +30,7 @@ from common import (
     write_jsonl,
 )
 
-from bot.embed import Embedder
+from bot.embed import TorchEmbedder
 from bot.models import Filters
 
 
@@ -95,7 +95,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     ranked_by: dict[str, list[list[str]]] = {}
     for dtype in args.dtypes.split(","):
-        embedder = Embedder(dtype=dtype)
+        embedder = TorchEmbedder(dtype=dtype)
         embedder.encode(["warm up the model"] * 8)
         desk, ours = build_ours(path, args.work / "speed" / f"ours-{dtype}", embedder, fresh=True)
         texts = chunk_texts(desk)
