@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import shutil
 import socket
 import statistics
@@ -195,12 +194,19 @@ def measure(args: argparse.Namespace) -> None:
         result[f"{name}_p95"] = percentile(values, 95)
     result["keyword_p50"] = statistics.median(keyword)
     result["dense_p50"] = statistics.median(dense)
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mb"] = peak_mb("self")
     if args.ingest:  # after the peak of answering: a big ingest batch may load torch
         start = time.perf_counter()
         report = desk.ingestor.ingest([args.ingest])
         result["ingest_articles_s"] = len(report.added) / (time.perf_counter() - start)
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def peak_mb(pid: str) -> float:
+    """The process's own peak resident memory (VmHWM; ru_maxrss would carry the parent's peak
+    across fork + exec on Linux)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]) / 1024
 
 
 def run_measure(
@@ -246,9 +252,7 @@ def server_measure(index: Path, dev_eval: Path, questions: int, log: Path) -> di
             except httpx.TransportError:
                 time.sleep(0.2)
         result = run_measure(index, dev_eval, questions, f"http://127.0.0.1:{port}")
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        hwm = next(x for x in status.splitlines() if x.startswith("VmHWM"))
-        result["server_peak_mb"] = int(hwm.split()[1]) / 1024
+        result["server_peak_mb"] = peak_mb(str(proc.pid))
         return result
     finally:
         proc.terminate()
