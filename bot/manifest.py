@@ -61,8 +61,8 @@ def mismatch(store: Store, current: BuiltWith) -> str:
     if before is None or before == current or store.count_chunks() == 0:
         return ""
     if before.vectors() != current.vectors():
-        was = f"{before.model} on {before.backend or 'torch'} ({before.dimension} dims)"
-        now = f"{current.model} on {current.backend or 'torch'} ({current.dimension} dims)"
+        was = f"{before.model} ({before.dimension} dims) on {before.backend or 'torch'}"
+        now = f"{current.model} ({current.dimension} dims) on {current.backend or 'torch'}"
         return (
             f"index/ was built with the embedding model {was}; NEWSDESK_EMBEDDING_MODEL and "
             f"NEWSDESK_EMBEDDING_BACKEND now give {now}: "
