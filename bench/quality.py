@@ -45,7 +45,7 @@ from common import (
 
 from bot.config import Settings
 from bot.desk import Desk
-from bot.embed import Embedder
+from bot.embed import Embedder, TorchEmbedder
 from bot.models import Filters
 from bot.retrieve import RetrievalParams
 
@@ -415,7 +415,7 @@ def main() -> None:
         questions = questions[: args.limit]
 
     settings = Settings()
-    embedder = Embedder(
+    embedder = TorchEmbedder(
         settings.embedding_model, settings.embedding_device, dtype=settings.embedding_dtype
     )
     key = index_key(settings_for(args.work), embedder, corpus)
@@ -448,7 +448,10 @@ def main() -> None:
     if not args.skip_xquad:
         models = [(embedder.name, embedder)]
         models += [
-            (Path(m).name, Embedder(m, settings.embedding_device, dtype=settings.embedding_dtype))
+            (
+                Path(m).name,
+                TorchEmbedder(m, settings.embedding_device, dtype=settings.embedding_dtype),
+            )
             for m in args.xquad_model
         ]
         xq = xquad(args.dev_eval, args.work, models, args.xquad_limit)

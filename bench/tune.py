@@ -32,7 +32,7 @@ from common import (
 
 from bot.answer import ExtractiveComposer, coverage, query_terms
 from bot.config import Settings
-from bot.embed import Embedder
+from bot.embed import Embedder, TorchEmbedder
 from bot.models import Filters
 from bot.retrieve import RetrievalParams
 
@@ -63,7 +63,7 @@ def main() -> None:
         corpus = args.work / f"sample-{args.sample}.jsonl"
         questions = relabel(questions, {r["doc_id"] for r in records})
     settings = Settings()
-    embedder = Embedder(
+    embedder = TorchEmbedder(
         settings.embedding_model, settings.embedding_device, dtype=settings.embedding_dtype
     )
     key = index_key(settings_for(args.work), embedder, corpus)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from tqdm import tqdm
 
 from bot import manifest
@@ -30,6 +31,9 @@ Progress = Callable[[int, int], None]
 # Embed this many chunks at once: full batches keep the encoder at its raw throughput.
 FLUSH_CHUNKS = 512
 INTERNAL = "internal error, see the log"
+# Vectors of texts already embedded in this run, kept to embed a repeated text only once
+# (20,000 x 384 float32 = 30 MB).
+KNOWN_TEXTS = 20_000
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Batch:
         self.progress = progress
         self.pending: list[Pending] = []
         self.seen: set[str] = set()
+        self.known: dict[str, np.ndarray] = {}
         self.done = 0
         self.total = 0
         self.bar = tqdm(total=0, unit=" articles", disable=not bar, dynamic_ncols=True)
@@ -129,7 +134,7 @@ class Batch:
         if not self.pending:
             return
         texts = [embed_text(p.article.title, c.text) for p in self.pending for c in p.chunks]
-        vectors = self.ing.embedder.encode(texts)
+        vectors = self._vectors(texts)
         offset = 0
         for item in self.pending:
             n = len(item.chunks)
@@ -141,6 +146,17 @@ class Batch:
             self.report.chunks[item.article.id] = n
             self._tick()
         self.pending = []
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        """Each distinct text embedded once per run: wire copy republished by many outlets
+        (same headline, same paragraphs) costs one encode, indexed for every article."""
+        new = [t for t in dict.fromkeys(texts) if t not in self.known]
+        if new:
+            for text, vector in zip(new, self.ing.embedder.encode_passages(new), strict=True):
+                if len(self.known) >= KNOWN_TEXTS:
+                    del self.known[next(iter(self.known))]  # oldest first
+                self.known[text] = vector
+        return np.vstack([self.known[t] for t in texts])
 
     def _tick(self) -> None:
         self.done += 1

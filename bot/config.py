@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # auto (bfloat16 on CPUs with AVX512-BF16/AMX, else float32), float32 or bfloat16;
     # bfloat16 is ~2x faster there at equal retrieval quality: bench/results/ingest_speed.md
     embedding_dtype: str = "auto"
+    # auto (ONNX Runtime; torch in bfloat16 for ingest batches where the CPU computes it),
+    # onnx or torch. ONNX starts in ~1/3 of the time and memory: bench/results/scale.md
+    embedding_backend: Literal["auto", "onnx", "torch"] = "auto"
+    # where the model exported to ONNX is cached; empty: $XDG_CACHE_HOME/newsdesk (~/.cache)
+    embedding_cache_dir: str = ""
     chunk_tokens: int = 0  # 0: as long as the model allows (title included)
     chunk_overlap_tokens: int = 40
 

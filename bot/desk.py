@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 from langchain_core.runnables import Runnable
@@ -13,7 +14,7 @@ from bot.answer import Composer, ExtractiveComposer, Query, build_chain
 from bot.chunk import Chunker
 from bot.config import Settings
 from bot.corpus import Corpus
-from bot.embed import Embedder
+from bot.embed import Embedder, load_embedder
 from bot.fetch import Fetcher
 from bot.ingest import Ingestor
 from bot.lock import IndexLock
@@ -39,8 +40,13 @@ class Desk:
     @cached_property
     def embedder(self) -> Embedder:
         s = self.settings
-        return Embedder(
-            s.embedding_model, s.embedding_device, s.embedding_batch_size, s.embedding_dtype
+        return load_embedder(
+            s.embedding_model,
+            s.embedding_device,
+            s.embedding_batch_size,
+            s.embedding_dtype,
+            s.embedding_backend,
+            Path(s.embedding_cache_dir) if s.embedding_cache_dir else None,
         )
 
     @cached_property

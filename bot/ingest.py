@@ -168,10 +168,7 @@ class Ingestor:
                 "on purpose, run `newsdesk repair --prune`"
             )
         before = manifest.recorded(self.store)
-        if before and (before.model, before.dimension) != (
-            self.built_with.model,
-            self.built_with.dimension,
-        ):
+        if before and before.vectors() != self.built_with.vectors():
             log.warning("dropping the vectors of %s before re-embedding", before.model)
             self.store.reset_vectors()
         report = self.ingest_sources(self._sources([self.corpus.root]), bar=bar, force=True)

@@ -21,16 +21,28 @@ CHUNKER_VERSION = 1
 KEY = "built_with"
 
 
+# Backends whose vectors of one model agree within cosine 0.99 (checked when a model is exported
+# to ONNX, and by tests/test_speed_embed.py): an index built on one is queried on the other.
+# A backend outside this set (say, an int8-quantised one) has its own vectors and is refused.
+SAME_VECTORS = {"", "torch", "onnx"}
+
+
 @dataclass(frozen=True)
 class BuiltWith:
     model: str
     dimension: int
     chunker: str
+    backend: str = ""  # "" in manifests written before backends were recorded: torch
 
     @classmethod
     def of(cls, embedder: Embedder, chunker: Chunker) -> BuiltWith:
         cut = f"v{CHUNKER_VERSION}, {chunker.chunk_tokens} tokens, {chunker.overlap_tokens} overlap"
-        return cls(embedder.name, embedder.dimension, cut)
+        return cls(embedder.name, embedder.dimension, cut, embedder.backend)
+
+    def vectors(self) -> tuple[str, int, str]:
+        """What must match for two sets of vectors to be compared."""
+        family = "exact" if self.backend in SAME_VECTORS else self.backend
+        return self.model, self.dimension, family
 
 
 def recorded(store: Store) -> BuiltWith | None:
@@ -48,12 +60,16 @@ def mismatch(store: Store, current: BuiltWith) -> str:
     before = recorded(store)
     if before is None or before == current or store.count_chunks() == 0:
         return ""
-    if (before.model, before.dimension) != (current.model, current.dimension):
+    if before.vectors() != current.vectors():
+        was = f"{before.model} ({before.dimension} dims) on {before.backend or 'torch'}"
+        now = f"{current.model} ({current.dimension} dims) on {current.backend or 'torch'}"
         return (
-            f"index/ was built with the embedding model {before.model} ({before.dimension} dims); "
-            f"NEWSDESK_EMBEDDING_MODEL is now {current.model} ({current.dimension} dims): "
+            f"index/ was built with the embedding model {was}; NEWSDESK_EMBEDDING_MODEL and "
+            f"NEWSDESK_EMBEDDING_BACKEND now give {now}: "
             "run `newsdesk reindex` to embed the corpus with it"
         )
+    if before.chunker == current.chunker:
+        return ""
     return (
         f"index/ was cut into chunks by chunker {before.chunker}; the settings now give "
         f"{current.chunker}: run `newsdesk reindex`"

@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bot.config import Settings
 from bot.desk import Desk
-from bot.embed import Embedder
+from bot.embed import Embedder, load_embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -35,7 +35,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return Embedder()
+    return load_embedder()
 
 
 def settings_for(root: Path, **overrides: object) -> Settings:

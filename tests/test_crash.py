@@ -287,7 +287,7 @@ class Crash(BaseException):
 # what the next process finds.
 CRASH_POINTS = {
     "corpus file written, no manifest row": ("store", "begin_article", "before", 3, "unindexed"),
-    "manifest row, no vectors": ("embedder", "encode", "before", 1, "indexing"),
+    "manifest row, no vectors": ("embedder", "encode_passages", "before", 1, "indexing"),
     "vectors stored, chunk rows not committed": ("collection", "upsert", "after", 3, "orphans"),
     "update: old chunks gone, new vectors without rows": (
         "collection",
