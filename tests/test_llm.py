@@ -50,7 +50,7 @@ def fake() -> Iterator[FakeOpenAI]:
 @pytest.fixture(scope="module")
 def s400(seeded: Desk) -> tuple[np.ndarray, list[Passage]]:
     """The S-400 question's vector and passages, retrieved once (read-only)."""
-    return seeded.retrieve(S400)
+    return seeded.retriever.retrieve(S400)
 
 
 def llm_composer(desk: Desk, fake: FakeOpenAI, timeout: float = 10.0) -> LLMComposer:
@@ -160,7 +160,7 @@ def test_model_saying_the_passages_do_not_answer_abstains(
 
 def test_weak_evidence_abstains_without_calling_the_model(seeded: Desk, fake: FakeOpenAI) -> None:
     question = "What is the best recipe for sourdough bread?"
-    vector, passages = seeded.retrieve(question)
+    vector, passages = seeded.retriever.retrieve(question)
     answer = llm_composer(seeded, fake).compose(question, vector, passages)
     assert answer.abstained and fake.requests == []
 
@@ -180,7 +180,7 @@ def test_planted_instruction_stays_data_and_obeying_it_is_rejected(
     desk = make_desk()
     assert not desk.ingestor.ingest([src]).failed
     question = "When did the Port Elm harbour bridge reopen?"
-    vector, passages = desk.retrieve(question)
+    vector, passages = desk.retriever.retrieve(question)
     fake.push("HACKED")
     answer = llm_composer(desk, fake).compose(question, vector, passages)
     system, user = user_prompt(fake)
