@@ -23,6 +23,7 @@ from typing import Any
 
 from common import (
     ROOT,
+    article_id,
     build_ours,
     contains_answer,
     distinct,
@@ -224,9 +225,9 @@ def render(
         + (
             ""
             if n_articles >= 3836
-            else " A SAMPLE of the corpus (`--sample`): its first articles (the file is ordered "
-            "by hashed doc id) plus the gold articles of the `gold` questions; a `silver` "
-            "question becomes `none` when no article containing the answer string is in it."
+            else " A SAMPLE of the corpus: its first articles (the file is ordered by hashed doc "
+            "id) plus the gold articles of the `gold` questions; a `silver` question becomes "
+            "`none` when no article containing the answer string is in it."
         ),
         f"Early weeks: question dates before {SPLIT.isoformat()} (the only questions "
         "bench/tune.py fitted or chose anything on). Late weeks: from it on, never tuned on.",
@@ -277,6 +278,10 @@ def load(args: argparse.Namespace) -> tuple[Path, list[dict], list[dict], set[st
         records = sample(records, questions, args.sample, args.work)
         corpus = args.work / f"sample-{args.sample}.jsonl"
         questions = relabel(questions, {r["doc_id"] for r in records})
+    if args.index:  # an ingested folder as is: its articles are the corpus
+        stored = {r.id for r in Desk(settings_for(args.index)).store.articles(state="ready")}
+        records = [r for r in records if article_id(r["doc_id"]) in stored]
+        questions = relabel(questions, {r["doc_id"] for r in records})
     if args.limit:
         questions = questions[: args.limit]
     return corpus, records, questions, doc_ids
@@ -287,6 +292,8 @@ def open_desk(args: argparse.Namespace, corpus: Path, **overrides: Any) -> Desk:
     embedder = Embedder(
         settings.embedding_model, settings.embedding_device, dtype=settings.embedding_dtype
     )
+    if args.index:
+        return Desk(settings_for(args.index, **overrides), embedder=embedder)
     key = index_key(settings_for(args.work), embedder, corpus)
     folder = args.work / f"ours-{key}"
     desk, stats = build_ours(corpus, folder, embedder)
@@ -303,6 +310,7 @@ def arguments() -> argparse.ArgumentParser:
     ap.add_argument("--sample", type=int, default=0, help="only the first N articles (+ gold)")
     ap.add_argument("--work", type=Path, default=ROOT / "work", help="indexes (git-ignored)")
     ap.add_argument("--results", type=Path, default=ROOT / "results")
+    ap.add_argument("--index", type=Path, help="use this ingested folder (bench/work/ours-*) as is")
     ap.add_argument("--tag", default="", help="write quality-<tag>.* instead of quality.*")
     return ap
 
