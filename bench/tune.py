@@ -1,7 +1,7 @@
 """Fits the feature reranker's weights and scans the abstention settings, on the EARLY weeks of
 the RealTime QA dev set only (the late weeks are held back for bench/quality.py).
 
-    .venv/bin/python bench/tune.py ../shared/dev-eval [--sample 1000]
+    .venv/bin/python bench/tune.py ../shared/dev-eval [--sample 1000 | --index bench/work/ours-*]
 
 Prints FEATURE_WEIGHTS to paste into bot/rerank.py and a table of answered / refused for
 min_relevance x stale_days; nothing is written into the project.
@@ -103,10 +103,10 @@ def dt_today() -> Any:
 
 def main() -> None:
     args = arguments().parse_args()
-    _, _, questions, doc_ids = load(args)
+    corpus, _, questions, doc_ids = load(args)
     early = [q for q in questions if split_of(q) == "early"]
     print(f"{len(early)} early questions of {len(questions)}", flush=True)
-    desk = open_desk(args, args.work / f"sample-{args.sample}.jsonl" if args.sample else None)
+    desk = open_desk(args, corpus)
     data = labelled(desk, [q for q in early if q["support"] in ("gold", "silver")], doc_ids)
     weights = fit(data)
     print("FEATURE_WEIGHTS =", weights)

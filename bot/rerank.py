@@ -24,14 +24,14 @@ DUPLICATE_SHINGLES = 0.5  # Jaccard of word 4-grams above which two passages tel
 # Fitted by bench/tune.py (logistic regression, gold article = 1) on the EARLY weeks of the
 # RealTime QA dev set only (question dates before 2022-07-22); bench/results/quality.md.
 FEATURE_WEIGHTS: dict[str, float] = {
-    "fused": 2.0,
-    "dense": 2.0,
-    "keyword": 0.5,
-    "title": 1.0,
-    "coverage": 1.0,
-    "names": 0.5,
-    "recency": 0.5,
-    "future": -0.5,
+    "fused": 3.32,  # retrieval's fused score, relative to the best candidate's
+    "dense": 2.32,  # cosine to the query
+    "keyword": -0.08,  # BM25, relative to the best
+    "title": -0.55,  # share of the question's terms in the title (already in fused)
+    "coverage": 1.89,  # share of the question's terms in title + text
+    "names": -0.32,  # share of its names and numbers
+    "recency": 1.52,  # exp(-age / 30 days) before the as-of date
+    "future": 1.0,  # published after the as-of date (retrieval already scaled it down)
 }
 
 
