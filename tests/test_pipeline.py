@@ -96,21 +96,32 @@ async def test_astream_verifies_too(seeded: Desk) -> None:
     assert len(items) == 1 and isinstance(items[0], Answer) and items[0].abstained
 
 
-def test_a_this_week_question_after_the_archive_is_refused(seeded: Desk) -> None:
-    question = "What did Turkey announce this week about the S-400 systems?"
-    last = max(p.published for p in seeded.search("Turkey S-400", k=10) if p.published)
-    fresh = seeded.ask(question, as_of=last + dt.timedelta(days=2))
-    assert not fresh.abstained and not fresh.note
-    later = seeded.ask(question, as_of=last + dt.timedelta(days=9))
-    assert not later.abstained
-    assert f"{9}" in later.note and "days older" in later.note
-    stale = seeded.ask(question, as_of=last + dt.timedelta(days=120))
+BREAKWATER = (
+    "---\ntitle: Harbour board approves breakwater\nsource: Port Herald\n"
+    "published: 2024-05-01\n---\n\n"
+    "The harbour board approved a 400-metre breakwater on Tuesday after two years of debate. "
+    "Work on the breakwater will start in the spring, the board's chair, Ines Alder, said. "
+    "The breakwater will cost 12 million euros and protect the fishing fleet from storms.\n"
+)
+
+
+def test_a_this_week_question_after_the_archive_is_refused(
+    make_desk: MakeDesk, tmp_path: Path
+) -> None:
+    source = tmp_path / "breakwater.md"
+    source.write_text(BREAKWATER)
+    desk = make_desk()
+    assert not desk.ingestor.ingest([source]).failed
+    question = "What did the harbour board approve this week?"
+    fresh = desk.ask(question, as_of=dt.date(2024, 5, 3))
+    assert not fresh.abstained and "breakwater" in fresh.text and not fresh.note
+    later = desk.ask(question, as_of=dt.date(2024, 5, 10))
+    assert not later.abstained and "9 days older than 2024-05-10" in later.note
+    stale = desk.ask(question, as_of=dt.date(2024, 8, 1))
     assert stale.abstained and not stale.citations
-    # The same question without "this week" is about the archive: old evidence is fine.
-    timeless = seeded.ask(
-        "What did Turkey say about the S-400 systems?", as_of=last + dt.timedelta(days=120)
-    )
-    assert not timeless.abstained
+    # Without "this week" the question is about the archive: old evidence answers it.
+    timeless = desk.ask("What did the harbour board approve?", as_of=dt.date(2024, 8, 1))
+    assert not timeless.abstained and not timeless.note
 
 
 def test_eval_and_ask_agree(
