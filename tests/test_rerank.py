@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, settings_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bot.answer import answers_type, question_type
 from bot.desk import Desk
 from bot.embed import Embedder
 from bot.errors import NewsdeskError
@@ -127,3 +130,15 @@ def test_every_reranker_answers_through_the_pipeline(
         answer = desk.ask(question)
         assert desk.reranker.name == kind
         assert answer.passages and len(answer.passages) <= desk.settings.top_k
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_question_typing_and_features_take_any_text(question: str, text: str) -> None:
+    kind = question_type(question)
+    assert kind in ("entity", "when", "where", "number", "why", "outcome", "other")
+    assert isinstance(answers_type(kind, question, text), bool)
+    ps = [passage("a", text or "x", published=dt.date(2024, 1, 1)), passage("b", text or "y")]
+    ranked = FeatureReranker().rerank(question, ps, dt.date(2024, 1, 2))
+    assert sorted(p.article_id for p in ranked) == ["a", "b"]
+    assert 1 <= len(collapse_duplicates(ps)) <= 2
