@@ -1,35 +1,108 @@
-"""The answer chain (LangChain LCEL): retrieve -> compose -> Answer with verbatim citations.
+"""Answer composers: the `Composer` protocol and the extractive composer (the default).
 
-The default composer is extractive and needs no language model: it picks the sentences of the
-retrieved passages that best answer the question and cites each one by its exact offsets.
+The extractive composer needs no language model: it picks the sentences of the retrieved
+passages that best answer the question, the lead one of the kind the question asks for (a
+name, a date, a place, a number, a reason), and cites each one by its exact offsets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict
+from typing import Protocol
 
 import numpy as np
-from langchain_core.runnables import Runnable, RunnableLambda
 
+from bot.conversation import TURNS_KEPT, Conversation
 from bot.embed import Embedder
-from bot.models import Answer, Citation, Filters, Passage
+from bot.models import Answer, Citation, Passage
 from bot.query import STOPWORDS
-from bot.retrieve import Retriever
 
 ABSTAIN_TEXT = "The corpus does not answer this question."
 MIN_SENTENCE_CHARS = 25
 
 
-class Query(TypedDict, total=False):
-    question: str  # as the user asked it
-    query: str  # standalone form used for retrieval (defaults to the question)
-    filters: Filters
-
-
 class Composer(Protocol):
+    """Writes the cited answer from the reranked passages; `vector` is the query's embedding."""
+
     def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer: ...
+
+    def astream(
+        self, question: str, vector: np.ndarray, passages: list[Passage]
+    ) -> AsyncIterator[str | Answer]:
+        """Growing text while it is written (if ever), then the final `Answer`."""
+        ...
+
+    def rewrite(self, history: list[str], question: str) -> str:
+        """A follow-up as a standalone retrieval query (`history`: earlier queries)."""
+        ...
+
+
+def rule_based_rewrite(history: list[str], question: str) -> str:
+    return Conversation(deque(history[-TURNS_KEPT:], maxlen=TURNS_KEPT)).standalone(question)
+
+
+# What a question asks for, and what a sentence that answers it contains.
+MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|dozens|hundreds?|"
+    "thousands?|millions?|billions?|trillions?|half|percent"
+)
+ANSWER_SHAPES = {
+    "when": re.compile(
+        rf"\b(?:{MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+        r"yesterday|today|tomorrow|(?:19|20)\d\d|last (?:week|month|year))\b",
+        re.IGNORECASE,
+    ),
+    "number": re.compile(rf"\d|\b(?:{NUMBER_WORDS})\b", re.IGNORECASE),
+    "where": re.compile(r"\b(?:in|at|from|near|to)\s+(?:the\s+)?[A-Z][a-z]+"),
+    "why": re.compile(
+        r"\b(?:because|due to|after|as a result|so that|in order to|reason|amid|caused|"
+        r"following|since)\b",
+        re.IGNORECASE,
+    ),
+    "outcome": re.compile(
+        r"\b(?:will|would|could|plans? to|expected to|set to|agreed|announced|decided)\b",
+        re.IGNORECASE,
+    ),
+}
+
+
+def question_type(question: str) -> str:
+    """entity (who/which/what), when, where, number (how many/much), why, outcome, or other."""
+    q = question.lower().strip()
+    if re.search(r"\bhow (?:many|much|long|old|far|often)\b|\bwhat (?:percent|share|number)", q):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (?:year|day|date|month|time)\b", q):
+        return "when"
+    if re.search(r"\bwhere\b|\bwhich (?:country|city|state|nation|region|place)\b", q):
+        return "where"
+    if re.search(r"\bwhy\b", q):
+        return "why"
+    if re.search(r"\bwhat (?:will|would|could|happens?|happened)\b", q):
+        return "outcome"
+    if re.search(r"\b(?:who|whom|whose|which|what)\b", q):
+        return "entity"
+    return "other"
+
+
+def answers_type(kind: str, question: str, sentence: str) -> bool:
+    """Whether the sentence holds something of the kind asked for, not already in the question."""
+    if kind == "entity":
+        asked = {w.lower() for w in re.findall(r"\w+", question)}
+        names = re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'-]+", sentence)
+        return any(n.lower() not in asked and n.lower() not in STOPWORDS for n in names)
+    shape = ANSWER_SHAPES.get(kind)
+    if shape is None:
+        return False
+    asked = {m.group().lower() for m in shape.finditer(question)}
+    return any(m.group().lower() not in asked for m in shape.finditer(sentence))
 
 
 @dataclass
@@ -87,6 +160,7 @@ class ExtractiveComposer:
     dense_weight = 0.6
     terms_weight = 0.4
     rank_weight = 0.6
+    type_weight = 0.15  # the sentence holds what the question asks for (a name, a date, ...)
     keep_ratio = 0.4  # cite sentences scoring at least this share of the best one
     # Answer when the best passage's cosine reaches min_relevance, or min_relevance - near
     # when a passage (with its title) names at least `min_coverage` of the question's terms.
@@ -106,12 +180,15 @@ class ExtractiveComposer:
         if not sentences:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
         vectors = self.embedder.encode([s.text for s in sentences])
-        top = max(p.score for p in passages) or 1.0
+        kind = question_type(question)
+        # Passages arrive reranked, best first: their rank, not their retrieval score, counts.
+        rank = {id(p): 1.0 / (1.0 + i) for i, p in enumerate(passages)}
         for sentence, sv in zip(sentences, vectors, strict=True):
             sentence.score = (
                 self.dense_weight * float(sv @ vector)
                 + self.terms_weight * coverage(terms, sentence.text)
-                + self.rank_weight * sentence.passage.score / top
+                + self.rank_weight * rank[id(sentence.passage)]
+                + self.type_weight * answers_type(kind, question, sentence.text)
             )
         chosen = self.arrange(self.select(sentences, vectors), passages)
         citations = [
@@ -130,6 +207,15 @@ class ExtractiveComposer:
         ]
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         return Answer(question, text, citations, abstained=False, passages=passages)
+
+    async def astream(
+        self, question: str, vector: np.ndarray, passages: list[Passage]
+    ) -> AsyncIterator[str | Answer]:
+        """No text to stream: the answer arrives whole (composed in a thread)."""
+        yield await asyncio.to_thread(self.compose, question, vector, passages)
+
+    def rewrite(self, history: list[str], question: str) -> str:
+        return rule_based_rewrite(history, question)
 
     def relevant(self, terms: dict[str, float], passages: list[Passage]) -> bool:
         """Strong enough evidence: a close passage, or a fairly close one naming the terms."""
@@ -182,16 +268,3 @@ class ExtractiveComposer:
             chosen.append(i)
             spans.add((s.passage.article_id, s.start))
         return [sentences[i] for i in chosen]
-
-
-def build_chain(retriever: Retriever, composer: Composer) -> Runnable[Query, Answer]:
-    """question (+ standalone query, filters) -> retrieved passages -> composed Answer."""
-
-    def retrieve(q: Query) -> dict[str, Any]:
-        vector, passages = retriever.retrieve(q.get("query") or q["question"], q.get("filters"))
-        return {"question": q["question"], "vector": vector, "passages": passages}
-
-    def compose(x: dict[str, Any]) -> Answer:
-        return composer.compose(x["question"], x["vector"], x["passages"])
-
-    return RunnableLambda(retrieve) | RunnableLambda(compose)

@@ -41,7 +41,10 @@ Since = Annotated[str | None, typer.Option(help="Only articles published on or a
 Until = Annotated[str | None, typer.Option(help="Only articles published on or before YYYY-MM-DD.")]
 Outlet = Annotated[str | None, typer.Option("--source", help="Only articles from this outlet.")]
 AsOf = Annotated[
-    str | None, typer.Option("--as-of", help="Prefer articles published near this date.")
+    str | None,
+    typer.Option(
+        "--as-of", help="Answer as of this date: prefer news just before it (ask: today)."
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 

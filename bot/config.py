@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[list[int], NoDecode]
@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     per_article: int = 2
     min_relevance: float = 0.50  # tuned on the RealTime QA dev set: bench/results/quality.md
     answer_sentences: int = 5  # 4: 645 chars, 59.5% answer in quotes; 7: 1,094, 64.2%
+    # The rerank stage: identity (retrieval's order), features (weights fitted on the dev
+    # set's early weeks) or cross-encoder (a local sentence-transformers CrossEncoder folder
+    # in rerank_model; nothing is ever downloaded).
+    reranker: str = "features"
+    rerank_model: Path | None = Field(default=None, validate_default=True)
+    rerank_pool: int = 24  # candidates retrieved for the reranker to order
+    # A "this week" question whose best evidence is older than this (days before the as-of
+    # date) is refused: the archive does not cover that week.
+    stale_days: int = 14
     # Optional OpenAI-compatible chat model for fluent answers (citations are verified against
     # the passages; quotes always come from the articles). Empty base URL or model: extractive.
     llm_base_url: str = ""  # e.g. https://api.openai.com/v1, http://localhost:11434/v1
@@ -136,6 +145,25 @@ class Settings(BaseSettings):
         if value and parts.fragment:
             raise ValueError("must not have a #fragment")
         return value.rstrip("/")
+
+    @field_validator("reranker")
+    @classmethod
+    def _known_reranker(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("identity", "features", "cross-encoder"):
+            raise ValueError(f"{value!r}: use identity, features or cross-encoder")
+        return value
+
+    @field_validator("rerank_model")
+    @classmethod
+    def _rerank_model_present(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """The cross-encoder needs a local folder: never a name to download."""
+        if info.data.get("reranker") == "cross-encoder" and not (value and value.is_dir()):
+            given = f"{str(value)!r} is not a folder" if value else "it is not set"
+            raise ValueError(
+                f"the cross-encoder reranker needs a local CrossEncoder folder: {given}"
+            )
+        return value
 
     @property
     def max_file_bytes(self) -> int:

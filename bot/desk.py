@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from functools import cached_property
 from pathlib import Path
 
-import numpy as np
-from langchain_core.runnables import Runnable
-
-from bot.answer import Composer, ExtractiveComposer, Query, build_chain
+from bot.answer import Composer, ExtractiveComposer
 from bot.chunk import Chunker
 from bot.config import Settings
 from bot.corpus import Corpus
@@ -20,6 +18,8 @@ from bot.ingest import Ingestor
 from bot.lock import IndexLock
 from bot.manifest import BuiltWith, check
 from bot.models import Answer, Filters, Passage
+from bot.pipeline import AnswerPipeline, PipelineParams, Request
+from bot.rerank import Reranker, make_reranker
 from bot.retrieve import RetrievalParams, Retriever
 from bot.store import Store
 
@@ -98,26 +98,29 @@ class Desk:
         return extractive
 
     @cached_property
-    def chain(self) -> Runnable[Query, Answer]:
-        return build_chain(self.retriever, self.composer)
+    def reranker(self) -> Reranker:
+        s = self.settings
+        return make_reranker(s.reranker, s.rerank_model, s.embedding_device)
 
-    def ask(self, question: str, filters: Filters | None = None, query: str = "") -> Answer:
-        answer: Answer = self.chain.invoke(
-            {"question": question, "query": query or question, "filters": filters or Filters()}
+    @cached_property
+    def pipeline(self) -> AnswerPipeline:
+        s = self.settings
+        params = PipelineParams(
+            top_k=s.top_k, per_article=s.per_article, pool=s.rerank_pool, stale_days=s.stale_days
         )
-        return answer
+        return AnswerPipeline(self.retriever, self.reranker, self.composer, params)
 
-    def retrieve(
-        self, question: str, filters: Filters | None = None, query: str = ""
-    ) -> tuple[np.ndarray, list[Passage]]:
-        """What `ask` composes from: the query's vector and passages (to stream an answer)."""
-        return self.retriever.retrieve(query or question, filters or Filters())
-
-    def rewrite_followup(self, history: list[str], question: str) -> str:
-        """A follow-up as a standalone query: by the model if configured, else by the rule."""
-        from bot.llm import rewrite_followup
-
-        return rewrite_followup(history, question, self.composer)
+    def ask(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        as_of: dt.date | None = None,
+        history: list[str] | None = None,
+    ) -> Answer:
+        """The pipeline's answer; the as-of date defaults to the filters' one, else today."""
+        filters = filters or Filters()
+        day = as_of or filters.as_of or dt.date.today()
+        return self.pipeline.invoke(Request(question, day, filters, list(history or [])))
 
     def search(self, query: str, filters: Filters | None = None, k: int = 10) -> list[Passage]:
         return self.retriever.retrieve(query, filters, k)[1]

@@ -20,6 +20,7 @@ from bot.conversation import split_filters
 from bot.errors import InputError
 from bot.metrics import pseudonym
 from bot.models import Filters
+from bot.pipeline import Request
 from bot.services import Context
 from bot.viewer import links_for
 
@@ -81,12 +82,13 @@ async def answer_question(update: Update, context: Context, message: Message, te
     started = time.perf_counter()
     conversation = context.chat_data.conversation(uid) if context.chat_data is not None else None
     history = list(conversation.queries) if conversation else []
-    query = await asyncio.to_thread(svc.desk.rewrite_followup, history, question)
+    asked = Request(question, filters.as_of or message.date.date(), filters, history)
     async with sending.typing(context.bot, chat_id):
-        vector, passages = await asyncio.to_thread(svc.desk.retrieve, question, filters, query)
-        answer, preview = await sending.stream_reply(message, svc.desk, question, vector, passages)
+        # The first question loads the model and the index: off the event loop.
+        pipeline = await asyncio.to_thread(lambda: svc.desk.pipeline)
+        answer, preview = await sending.stream_reply(message, pipeline.astream(asked))
     if conversation is not None:
-        conversation.remember(query)
+        conversation.remember(answer.query or question)
     answer_id = await asyncio.to_thread(svc.journal.save_answer, chat_id, uid, answer)
     keyboard = render.answer_keyboard(answer_id, bool(answer.citations))
     pages = links_for(svc.viewer, answer.citations)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,10 +30,11 @@ from bot.answer import (
     Sentence,
     coverage,
     query_terms,
+    rule_based_rewrite,
     split_sentences,
 )
 from bot.claims import CITE, cited_numbers, distinct, passages_block, split_claims, tidy, visible
-from bot.conversation import TURNS_KEPT, Conversation
+from bot.conversation import TURNS_KEPT
 from bot.llm_io import SHARED, ModelLoop, reply
 from bot.models import Answer, Citation, Passage
 
@@ -347,7 +347,7 @@ class LLMComposer:
 
     # -- follow-ups --------------------------------------------------------------------------
 
-    def rewrite_followup(self, history: list[str], question: str) -> str:
+    def rewrite(self, history: list[str], question: str) -> str:
         """A follow-up as a standalone query, by the model; the rule-based one on failure."""
         if not history:
             return question
@@ -371,19 +371,15 @@ class LLMComposer:
             return rule_based_rewrite(history, question)
 
 
-def rule_based_rewrite(history: list[str], question: str) -> str:
-    return Conversation(deque(history[-TURNS_KEPT:], maxlen=TURNS_KEPT)).standalone(question)
-
-
 def rewrite_followup(history: list[str], question: str, composer: Composer | None = None) -> str:
-    """A follow-up as a standalone retrieval query: by the model when `composer` has one.
+    """A follow-up as a standalone retrieval query: by the composer's own means when given.
 
     `history` is the chat's earlier standalone queries, oldest first. Blocking: call it from
     a handler through `asyncio.to_thread`.
     """
-    if isinstance(composer, LLMComposer):
-        return composer.rewrite_followup(history, question)
-    return rule_based_rewrite(history, question)
+    if composer is None:
+        return rule_based_rewrite(history, question)
+    return composer.rewrite(history, question)
 
 
 async def stream_answer(
@@ -395,8 +391,5 @@ async def stream_answer(
     renumbered citations, or the extractive fallback). Without a model it yields only the
     `Answer`. Never raises for model failures; CPU work runs in a thread.
     """
-    if isinstance(composer, LLMComposer):
-        async for item in composer.astream(question, vector, passages):
-            yield item
-    else:
-        yield await asyncio.to_thread(composer.compose, question, vector, passages)
+    async for item in composer.astream(question, vector, passages):
+        yield item

@@ -87,6 +87,7 @@ class Answer:
     abstained: bool
     passages: list[Passage] = field(default_factory=list)  # what retrieval returned
     note: str = ""  # shown in italics, e.g. when the language model failed and this is extractive
+    query: str = ""  # the standalone query it was retrieved for (a follow-up rewritten)
 
 
 @dataclass

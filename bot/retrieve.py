@@ -38,7 +38,7 @@ class Retriever:
         """The question's vector and its best passages, best first."""
         filters = filters or Filters()
         p = self.params
-        vector = self.embedder.encode([query])[0]
+        vector = self.embedder.encode_queries([query])[0]
         dense = self.store.dense_search(vector, p.candidates, filters)
         keyword = self.store.keyword_search(query, p.candidates, filters)
         fused: dict[str, Passage] = {}

@@ -12,15 +12,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 
-import numpy as np
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot import render
-from bot.desk import Desk
-from bot.llm import stream_answer
-from bot.models import Answer, Passage
+from bot.models import Answer
 from bot.split import fit
 
 log = logging.getLogger(__name__)
@@ -150,14 +147,14 @@ async def typing(bot: Bot, chat_id: int) -> AsyncIterator[None]:
 
 
 async def stream_reply(
-    message: Message, desk: Desk, question: str, vector: np.ndarray, passages: list[Passage]
+    message: Message, stream: AsyncIterator[str | Answer]
 ) -> tuple[Answer, Message | None]:
     """With a language model: show its text as it is written, editing one message at most
     once per STREAM_EVERY seconds; returns the verified Answer and that message (if any).
     Without a model, the answer simply arrives (no preview)."""
     preview: Message | None = None
     last = 0.0
-    async for item in stream_answer(desk.composer, question, vector, passages):
+    async for item in stream:
         if isinstance(item, Answer):
             return item, preview
         now = time.monotonic()

@@ -294,7 +294,7 @@ class WatchMatcher:
         rows = [r for r in rows if _passes(r, filters)]
         if not rows:
             return []
-        vector = self.embedder.encode([query])[0]
+        vector = self.embedder.encode_queries([query])[0]
         found = []
         for row in rows:
             passages = self.best_passages(row.id, vector)

@@ -50,7 +50,7 @@ def fake() -> Iterator[FakeOpenAI]:
 @pytest.fixture(scope="module")
 def s400(seeded: Desk) -> tuple[np.ndarray, list[Passage]]:
     """The S-400 question's vector and passages, retrieved once (read-only)."""
-    return seeded.retrieve(S400)
+    return seeded.retriever.retrieve(S400)
 
 
 def llm_composer(desk: Desk, fake: FakeOpenAI, timeout: float = 10.0) -> LLMComposer:
@@ -160,7 +160,7 @@ def test_model_saying_the_passages_do_not_answer_abstains(
 
 def test_weak_evidence_abstains_without_calling_the_model(seeded: Desk, fake: FakeOpenAI) -> None:
     question = "What is the best recipe for sourdough bread?"
-    vector, passages = seeded.retrieve(question)
+    vector, passages = seeded.retriever.retrieve(question)
     answer = llm_composer(seeded, fake).compose(question, vector, passages)
     assert answer.abstained and fake.requests == []
 
@@ -180,7 +180,7 @@ def test_planted_instruction_stays_data_and_obeying_it_is_rejected(
     desk = make_desk()
     assert not desk.ingestor.ingest([src]).failed
     question = "When did the Port Elm harbour bridge reopen?"
-    vector, passages = desk.retrieve(question)
+    vector, passages = desk.retriever.retrieve(question)
     fake.push("HACKED")
     answer = llm_composer(desk, fake).compose(question, vector, passages)
     system, user = user_prompt(fake)
@@ -303,7 +303,7 @@ def test_cli_ask_json_uses_the_configured_model(
     root = seeded.settings.corpus_dir.parent
     shutil.copytree(root / "corpus", tmp_path / "corpus")
     shutil.copytree(root / "index", tmp_path / "index")
-    _, passages = s400
+    passages = seeded.ask(S400).passages  # the pipeline's reranked order, as the model sees it
     i = index_of(passages, "$2.5 billion")
     fake.push(f"Turkey paid Russia $2.5 billion for the S-400 [{i}].")
     monkeypatch.chdir(tmp_path)  # no developer .env
