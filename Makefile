@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 
 bench: install
 	$(BIN)/python bench/quality.py ../shared/dev-eval

@@ -66,9 +66,11 @@ def tiny_cross_encoder(folder: Path, embedder: Embedder) -> Path:
     """A randomly initialised, 2-layer BERT cross-encoder saved the way sentence-transformers
     saves one (no download: the tokenizer is the bundled embedding model's)."""
     from sentence_transformers import CrossEncoder
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    tokenizer = embedder.tokenizer
+    from bot.embed import default_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, MakeDesk, run_cli, settings_for
 
 from bot.chunk import embed_text
 from bot.desk import Desk
@@ -19,7 +20,6 @@ from bot.embed import Embedder, TorchEmbedder, default_model_path, load_embedder
 from bot.errors import IndexUnavailable
 from bot.manifest import BuiltWith, check
 from bot.onnx_encoder import MIN_COSINE, OnnxEmbedder, exported
-from tests.conftest import ROOT, MakeDesk, run_cli, settings_for
 
 
 @pytest.fixture(scope="module")

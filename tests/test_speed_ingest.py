@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from conftest import settings_for
 
 from bot.desk import Desk
 from bot.embed import Embedder
-from tests.conftest import settings_for
 
 WIRE = (
     "The central bank raised its benchmark interest rate by a quarter point on Thursday, "
