@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 from telegram import Bot, Message, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application
 
@@ -39,6 +39,9 @@ async def on_feeds(update: Update, context: Context) -> None:
     """/feeds, /feeds add URL [outlet], /feeds remove ID (admins; the gate checked)."""
     message = update.effective_message
     if message is None:
+        return
+    if message.chat.type != ChatType.PRIVATE:
+        await sending.reply(message, render_feeds.FEEDS_PRIVATE)
         return
     svc = context.bot_data
     feeds = feed_store(svc)

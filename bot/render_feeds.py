@@ -19,6 +19,9 @@ FEEDS_USAGE = (
     "<code>/feeds</code> lists the feeds; <code>/feeds add URL [outlet]</code> adds one (RSS, "
     "Atom or a news sitemap); <code>/feeds remove ID</code> removes one."
 )
+FEEDS_PRIVATE = (
+    "Feeds are managed in a private chat with me: their addresses and errors are not for a group."
+)
 WATCH_USAGE = (
     "Say what to watch, with filters if you like: <code>/watch wind farm Kestrel Bay "
     "source:Reuters</code>. New matching articles are sent to you here."

@@ -144,6 +144,9 @@ async def test_admin_adds_a_feed_the_jobqueue_polls_and_a_watch_gets_exactly_one
         assert sorted(r.title for r in desk.store.articles()) == sorted([FERRY[0], ZOO[0]])
         assert site.hits["/news/ferry.html"] == 1  # repeated polls fetch and add nothing again
 
+        in_group = tg.send_text(ADMIN, "/feeds", chat_id=-500, chat_type="supergroup")
+        said = (await tg.wait_for(reply_to(in_group)))["text"]
+        assert "private chat" in said and feed_url not in said and "Elmsley" not in said
         listing = tg.send_text(ADMIN, "/feeds")
         shown = await tg.wait_for(reply_to(listing))
         assert "Elmsley Post" in shown["text"] and "ok" in shown["text"]
