@@ -16,6 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TOKENIZERS_PARALLELISM=false \
     NEWSDESK_CORPUS_DIR=/app/corpus \
     NEWSDESK_INDEX_DIR=/app/index \
+    NEWSDESK_EMBEDDING_CACHE_DIR=/app/models \
     NEWSDESK_HEALTH_HOST=0.0.0.0 \
     NEWSDESK_HEALTH_PORT=8080 \
     NEWSDESK_WEBHOOK_LISTEN=0.0.0.0:8443
@@ -46,12 +47,14 @@ RUN pip install --no-deps . && rm -rf build ./*.egg-info
 ARG UID=1000
 RUN groupadd --gid "${UID}" newsdesk \
     && useradd --uid "${UID}" --gid "${UID}" --create-home --shell /usr/sbin/nologin newsdesk \
-    && mkdir -p /app/corpus /app/index \
-    && chown "${UID}:${UID}" /app/corpus /app/index
+    && mkdir -p /app/corpus /app/index /app/models \
+    && chown "${UID}:${UID}" /app/corpus /app/index /app/models
 USER ${UID}:${UID}
 
-# Fail the build, not the first question, if the bundled model cannot load offline.
-RUN python -c "from bot.embed import Embedder; assert Embedder().dimension > 0"
+# Fail the build, not the first question, if the bundled model cannot load offline; and export
+# it to ONNX here, once, into the image (/app/models), so no container ever exports at start.
+RUN python -c "from pathlib import Path; from bot.embed import load_embedder; \
+assert load_embedder(backend='onnx', cache_dir=Path('/app/models')).dimension > 0"
 
 # corpus/ is the source of truth; index/ (SQLite manifest and keyword index, plus the
 # embedded Chroma store unless NEWSDESK_CHROMA_URL is set) can be rebuilt with
