@@ -33,6 +33,10 @@ async def on_privacy(update: Update, context: Context) -> None:
         return
     settings = context.bot_data.settings
     held = await asyncio.to_thread(context.bot_data.journal.held_about, user.id)
+    from bot.watch_bot import watch_store  # imported late, as /forget does: no import cycle
+
+    watches = await asyncio.to_thread(watch_store(context.bot_data).of_user, user.id)
+    held["watches"] = len(watches)
     await sending.reply(
         message,
         render.privacy_html(

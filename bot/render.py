@@ -401,6 +401,9 @@ def privacy_html(
             "• The audit log records admin actions and refused requests (who, which command, "
             f"when — never a question) for <b>{audit_days} days</b>. "
             f"You are named in <b>{held['audit']}</b> entries. {audit_rule}",
+            "• Your watches (the topics you follow, with their filters), the articles pushed to "
+            "you for them and your digest time, until /unwatch or /forget. "
+            f"You have <b>{held.get('watches', 0)}</b> watches.\n"
             "• To follow up on your last questions, the bot remembers your last 3 queries in "
             "memory only, never on disk; a restart forgets them.\n"
             "• Logs name chats by a pseudonym and leave question text out.",

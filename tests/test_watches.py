@@ -128,6 +128,8 @@ async def test_admin_adds_a_feed_the_jobqueue_polls_and_a_watch_gets_exactly_one
     async with running_bot(tg, desk, **overrides) as app:
         w = tg.send_text(READER, "/watch ferry fares for island commuters")
         assert "Watching" in (await tg.wait_for(reply_to(w)))["text"]
+        kept = (await tg.wait_for(reply_to(tg.send_text(READER, "/privacy"))))["text"]
+        assert "You have 1 watches" in kept  # what a reporter follows is held about them
         refused = tg.send_text(READER, f"/feeds add {feed_url}")
         assert "Only admins" in (await tg.wait_for(reply_to(refused)))["text"]
         added = tg.send_text(ADMIN, f"/feeds add {feed_url} Elmsley Post")
