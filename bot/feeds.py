@@ -130,10 +130,7 @@ class FeedStore:
     """The feeds and what was done with their items (index/feeds.db)."""
 
     def __init__(self, index_dir: Path, clock: Callable[[], float] = time.time) -> None:
-        private.private_dir(index_dir)
-        self.db = private.connect(index_dir / "feeds.db")
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self.db = private.open_db(index_dir / "feeds.db", SCHEMA)
         self.clock = clock
         self._lock = threading.RLock()
 

@@ -52,6 +52,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(private_file(path), check_same_thread=False)
 
 
+def open_db(path: Path, schema: str) -> sqlite3.Connection:
+    """`connect`, in WAL mode (readers never wait for the writer), with `schema` applied."""
+    db = connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(schema)
+    return db
+
+
 def _chmod(path: Path, mode: int) -> None:
     try:
         if path.stat().st_mode & 0o777 != mode:

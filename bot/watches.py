@@ -94,10 +94,7 @@ class WatchStore:
     """Watches, their matches, digests and what has been checked (index/watches.db)."""
 
     def __init__(self, index_dir: Path, clock: Callable[[], float] = time.time) -> None:
-        private.private_dir(index_dir)
-        self.db = private.connect(index_dir / "watches.db")
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self.db = private.open_db(index_dir / "watches.db", SCHEMA)
         self.clock = clock
         self._lock = threading.RLock()
 
