@@ -16,7 +16,7 @@ import pytest_asyncio
 from aiohttp import web
 from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of
 from conftest import MakeDesk
-from docs import ARTICLE_HTML, docx_bytes, pdf_bytes
+from documents import ARTICLE_HTML, docx_bytes, pdf_bytes
 from fake_telegram import FakeTelegram
 
 from bot.ingest import Ingestor

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import SHARED, MakeDesk
-from docs import ARTICLE_HTML, docx_bytes, pdf_bytes, zip_bomb_docx
+from documents import ARTICLE_HTML, docx_bytes, pdf_bytes, zip_bomb_docx
 
 from bot.corpus import Corpus
 

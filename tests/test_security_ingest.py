@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from botkit import running_bot
 from conftest import MakeDesk
-from docs import ARTICLE_HTML
+from documents import ARTICLE_HTML
 from fake_telegram import FakeTelegram
 
 from bot import cli, sources

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MakeDesk
-from docs import pdf_bytes
+from documents import pdf_bytes
 
 from bot import cli
 from bot.config import Settings
