@@ -23,9 +23,11 @@ from bot.rerank import Reranker, collapse_duplicates
 from bot.retrieve import Retriever, diversify
 
 # Questions about the latest news: their evidence must be recent (relative to the as-of date).
+# Only words that name a time: "new" (New York, a new law) and "announced" also fill questions
+# about the archive's past, which old evidence answers.
 RECENT = re.compile(
     r"\b(?:this|last|past) (?:week|weekend|month)\b|\brecent(?:ly)?\b|\blatest\b|\btoday\b|"
-    r"\byesterday\b|\bjust\b|\bnew(?:ly)?\b|\bannounced\b|\bthis year\b",
+    r"\byesterday\b|\bjust\b|\bthis year\b",
     re.IGNORECASE,
 )
 

@@ -122,6 +122,13 @@ def test_a_this_week_question_after_the_archive_is_refused(
     # Without "this week" the question is about the archive: old evidence answers it.
     timeless = desk.ask("What did the harbour board approve?", as_of=dt.date(2024, 8, 1))
     assert not timeless.abstained and not timeless.note
+    # Nor do words that only sound new: a name, or what was announced back then.
+    for asked in (
+        "What breakwater was announced by the harbour board?",
+        "What will the new breakwater cost?",
+    ):
+        old_news = desk.ask(asked, as_of=dt.date(2024, 8, 1))
+        assert not old_news.abstained and not old_news.note, asked
 
 
 def test_eval_and_ask_agree(
