@@ -17,7 +17,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot import callbacks, render_feeds, sending
+from bot import callbacks, render, render_feeds, sending
 from bot.access import audit
 from bot.feeds import FeedStore, PollResult, poll_feeds
 from bot.feeds_cli import make_poller
@@ -70,7 +70,7 @@ async def on_feed_button(update: Update, context: Context) -> None:
     payload = callbacks.parse(query.data)
     message = query.message if isinstance(query.message, Message) else None
     if not isinstance(payload, callbacks.FeedRemove) or message is None:
-        await query.answer("This button is not valid.")
+        await query.answer(render.NOTICE_INVALID)
         return
     await query.answer()
     await remove_feed(update, context, message, payload.feed_id, edit=True)

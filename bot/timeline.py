@@ -8,6 +8,7 @@ lists an article an answer would not cite.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -30,15 +31,8 @@ class Entry:
     quote: str
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "n": self.n,
-            "article_id": self.article_id,
-            "title": self.title,
-            "source": self.source,
-            "published": self.published.isoformat() if self.published else None,
-            "url": self.url,
-            "quote": self.quote,
-        }
+        day = self.published.isoformat() if self.published else None
+        return {**dataclasses.asdict(self), "published": day}
 
 
 def entry_of(data: dict[str, object]) -> Entry:
