@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
+CREATE INDEX IF NOT EXISTS articles_ingested ON articles(ingested_at);
+CREATE INDEX IF NOT EXISTS articles_state ON articles(state);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     chunk_id UNINDEXED, title, text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
@@ -243,6 +245,20 @@ class Store:
         return self._articles(
             "WHERE state != 'removing' ORDER BY published IS NULL, published DESC, title", ()
         )
+
+    def ready_since(self, stamp: str) -> list[ArticleRow]:
+        """Ready articles whose indexing started at or after `stamp` (ISO UTC; "" for all)."""
+        return self._articles("WHERE state='ready' AND ingested_at >= ?", (stamp,))
+
+    def ingest_horizon(self) -> str:
+        """No article that becomes ready from now on started indexing before this stamp: the
+        oldest start still being indexed, else the newest start of any article."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT coalesce((SELECT min(ingested_at) FROM articles WHERE state='indexing'),"
+                " (SELECT max(ingested_at) FROM articles), '')"
+            ).fetchone()
+        return str(row[0])
 
     def articles_at(self, path: Path) -> list[ArticleRow]:
         return self._articles("WHERE path=?", (str(path),))

@@ -28,6 +28,7 @@ from bot.models import Filters, Passage
 from bot.store import ArticleRow, Store
 
 HOUR = 3600.0
+HORIZON_SLACK = dt.timedelta(minutes=1)
 MAX_QUERY = 300
 MAX_WATCHES = 20  # per user
 SCHEMA = """
@@ -84,6 +85,13 @@ class Match:
     url: str
     quote: str
     held: int = 0  # earlier matches of this watch held back for the digest, told now
+
+
+def _earlier(stamp: str) -> str:
+    """A minute before `stamp`: a clock stepped back by NTP must not hide an article."""
+    if not stamp:
+        return ""
+    return (dt.datetime.fromisoformat(stamp) - HORIZON_SLACK).isoformat(timespec="seconds")
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -168,22 +176,42 @@ class WatchStore:
 
     def begin(self, store: Store) -> None:
         """On the very first start, take note of the archive as it is (nothing is new)."""
-        if not self._rows("SELECT value FROM meta WHERE key='started'"):
+        if not self._meta("started"):
             self.new_articles(store)
 
     def new_articles(self, store: Store) -> list[ArticleRow]:
-        """Ready articles not checked in this version; the first call only takes note."""
-        rows = store.articles("ready")
-        known = dict(self._rows("SELECT article_id, content_hash FROM checked"))
+        """Ready articles not checked in this version; the first call only takes note.
+
+        Only articles from past the last call's horizon are read: listing a large archive
+        every few seconds would hold the store's lock against the answers.
+        """
+        horizon = store.ingest_horizon()
+        started = self._meta("started")
+        # The first call reads everything, so that a re-index of old articles is not news.
+        rows = store.ready_since(_earlier(self._meta("horizon")) if started else "")
+        known = self._checked([r.id for r in rows])
         fresh = [r for r in rows if known.get(r.id) != r.content_hash]
-        started = self._rows("SELECT value FROM meta WHERE key='started'")
         with self._lock, self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO checked VALUES (?,?)",
                 [(r.id, r.content_hash) for r in fresh],
             )
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('started', '1')")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('horizon', ?)", (horizon,))
         return fresh if started else []
+
+    def _meta(self, key: str) -> str:
+        rows = self._rows("SELECT value FROM meta WHERE key=?", key)
+        return str(rows[0][0]) if rows else ""
+
+    def _checked(self, article_ids: list[str]) -> dict[str, str]:
+        known: dict[str, str] = {}
+        for at in range(0, len(article_ids), 500):  # SQLite's bound-variable limit
+            part = article_ids[at : at + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT article_id, content_hash FROM checked WHERE article_id IN ({marks})"
+            known.update(self._rows(sql, *part))
+        return known
 
     # -- matches and pushes ----------------------------------------------------------------
 

@@ -298,3 +298,29 @@ def test_forget_deletes_a_users_watches_matches_and_digest(tmp_path: Any) -> Non
 
     assert [w.user_id for w in store.all()] == [OTHER]
     assert store.digests() == [] and store.digest_matches(READER, 0) == []
+
+
+def test_an_article_a_long_batch_finishes_after_a_check_is_still_news(
+    make_desk: MakeDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Watches read only articles past the last check's horizon. An article that began indexing
+    # early in a long batch, and became ready after a check that saw a later article, must not
+    # fall behind that horizon; an unchanged article indexed again is not news.
+    desk = make_desk()
+    store = WatchStore(desk.settings.index_dir)
+    clock = iter(["2026-01-01T09:00:00+00:00", "2026-01-01T09:10:00+00:00"])
+    monkeypatch.setattr("bot.store._now", lambda: next(clock))
+    store.begin(desk.store)
+    slow = article(*ZOO, "2025-06-01")
+    desk.store.begin_article(slow, "hash-of-zoo")  # 09:00, still 'indexing'
+    desk.ingestor.ingest_articles([article(*FERRY, "2025-06-02")])  # 09:10, ready
+
+    assert [r.title for r in store.new_articles(desk.store)] == [FERRY[0]]
+    desk.store.mark([slow.id], "ready")
+    assert [r.title for r in store.new_articles(desk.store)] == [ZOO[0]]
+    assert store.new_articles(desk.store) == []
+
+    monkeypatch.setattr("bot.store._now", lambda: "2026-01-01T09:20:00+00:00")
+    desk.store.begin_article(slow, "hash-of-zoo")  # a reindex: same text, new stamp
+    desk.store.mark([slow.id], "ready")
+    assert store.new_articles(desk.store) == []
