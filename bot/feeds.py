@@ -60,7 +60,17 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (feed_id, key)
 );
 CREATE INDEX IF NOT EXISTS items_key ON items(key);
-CREATE TABLE IF NOT EXISTS texts (article_id TEXT PRIMARY KEY, content_hash TEXT, text_hash TEXT);
+-- What the archive holds, for dedupe: caught up from past the last look's ingest horizon.
+CREATE TABLE IF NOT EXISTS archive (
+    article_id TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    text_hash TEXT NOT NULL,             -- '' when the corpus file could not be read
+    url TEXT NOT NULL                    -- normal_url() of the article's URL, or ''
+);
+CREATE INDEX IF NOT EXISTS archive_text ON archive(text_hash);
+CREATE INDEX IF NOT EXISTS archive_url ON archive(url);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+DROP TABLE IF EXISTS texts;              -- the full-scan cache this replaced
 """
 
 
@@ -237,26 +247,53 @@ class FeedStore:
                 (feed_id, item.key, item.link, version, article_id, state, reason[:500]),
             )
 
-    def text_owner(self, store: Store, corpus: Corpus, digest: str) -> str:
-        """The article whose text hashes to `digest`, catching up on articles added since."""
+    def catch_up(self, store: Store, corpus: Corpus) -> None:
+        """Learn the text and URL of each article indexed since the last look. Only articles
+        past the last look's horizon are read: a full scan of a large archive per feed item
+        would hold the store's lock against the answers."""
+        horizon = store.ingest_horizon()
         with self._lock:
-            known = dict(self.db.execute("SELECT article_id, content_hash FROM texts").fetchall())
-        fresh, current = [], set()
-        for row in store.articles("ready"):
-            current.add(row.id)
-            if known.get(row.id) != row.content_hash:
-                try:
-                    text = corpus.read(Path(row.path)).text
-                except (OSError, InputError):
-                    continue
-                fresh.append((row.id, row.content_hash, text_hash(text)))
+            since = self.db.execute("SELECT value FROM meta WHERE key='horizon'").fetchone()
+        rows = store.ready_since(since[0] if since else "")
+        known = self._known([r.id for r in rows])
+        fresh = []
+        for row in rows:
+            if known.get(row.id) == row.content_hash:
+                continue
+            try:
+                digest = text_hash(corpus.read(Path(row.path)).text)
+            except (OSError, InputError):
+                digest = ""
+            fresh.append((row.id, row.content_hash, digest, normal_url(row.url) if row.url else ""))
         with self._lock, self.db:
-            self.db.executemany("INSERT OR REPLACE INTO texts VALUES (?,?,?)", fresh)
-            owners = self.db.execute(
-                "SELECT article_id FROM texts WHERE text_hash=?", (digest,)
+            self.db.executemany("INSERT OR REPLACE INTO archive VALUES (?,?,?,?)", fresh)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('horizon', ?)", (horizon,))
+
+    def _known(self, article_ids: list[str]) -> dict[str, str]:
+        known: dict[str, str] = {}
+        with self._lock:
+            for at in range(0, len(article_ids), 500):  # SQLite's bound-variable limit
+                part = article_ids[at : at + 500]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT article_id, content_hash FROM archive WHERE article_id IN ({marks})"
+                known.update(self.db.execute(sql, part).fetchall())
+        return known
+
+    def owner(self, store: Store, *, text: str = "", url: str = "") -> str:
+        """The ready article with this text hash or this normal URL, else "". Call catch_up()
+        first. A removed article is no owner: it may come back."""
+        column, value = ("text_hash", text) if text else ("url", url)
+        if not value:
+            return ""
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT article_id FROM archive WHERE {column}=?", (value,)
             ).fetchall()
-        # A removed article's text is no duplicate: it may come back.
-        return next((str(o[0]) for o in owners if o[0] in current), "")
+        for (article_id,) in rows:
+            row = store.article(article_id)
+            if row is not None and row.state == "ready":
+                return str(article_id)
+        return ""
 
 
 class Poller:
@@ -296,9 +333,8 @@ class Poller:
         title = parsed.title or feed.title
         todo, result.unchanged = self._new_items(feed, parsed.items)
         result.waiting = max(0, len(todo) - self.max_items)
-        urls = {normal_url(r.url): r.id for r in self.store.articles("ready") if r.url}
         for item in todo[: self.max_items]:
-            self._item(feed, title or feed.url, item, urls, write, result)
+            self._item(feed, title or feed.url, item, write, result)
         new = bool(result.added or result.updated)
         self.feeds.succeeded(feed, title, fetched.etag, fetched.last_modified, new)
         return result
@@ -342,23 +378,25 @@ class Poller:
         feed: Feed,
         outlet_default: str,
         item: FeedItem,
-        urls: dict[str, str],
         write: Write,
         result: PollResult,
     ) -> None:
+        self.feeds.catch_up(self.store, self.corpus)  # articles this poll just wrote, too
         first_time = self.feeds.item(feed.id, item.key) is None
-        duplicate = self.feeds.done_elsewhere(item.key) or urls.get(normal_url(item.link), "")
+        duplicate = self.feeds.done_elsewhere(item.key) or self.feeds.owner(
+            self.store, url=normal_url(item.link)
+        )
         if first_time and duplicate:  # another feed, an upload or a link has it already
             self.feeds.record(feed.id, item, "done", duplicate)
             result.unchanged += 1
             return
         try:
             article = self.article(feed, outlet_default, item)
-            owner = urls.get(normal_url(article.url), "")
+            owner = self.feeds.owner(self.store, url=normal_url(article.url))
             if owner:  # the same URL: this updates that article (whatever its id)
                 article.id = owner
             elif first_time and (
-                same := self.feeds.text_owner(self.store, self.corpus, text_hash(article.text))
+                same := self.feeds.owner(self.store, text=text_hash(article.text))
             ):  # the same text under another URL: a duplicate
                 self.feeds.record(feed.id, item, "done", same)
                 result.unchanged += 1
@@ -375,7 +413,6 @@ class Poller:
             return
         done = (report.added + report.updated + report.unchanged)[0]
         self.feeds.record(feed.id, item, "done", done.id)
-        urls[normal_url(done.url)] = done.id
         result.added += report.added
         result.updated += report.updated
         result.unchanged += len(report.unchanged)

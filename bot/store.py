@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # Article states: 'indexing' (being written; repair redoes it), 'ready', 'removing' (a takedown
 # in progress: hidden from answers; repair finishes it, never brings it back).
 HEX_PREFIX = re.compile(r"^[0-9a-f]{1,16}$")
+HORIZON_SLACK = dt.timedelta(minutes=1)
 
 
 @dataclass
@@ -246,9 +247,13 @@ class Store:
             "WHERE state != 'removing' ORDER BY published IS NULL, published DESC, title", ()
         )
 
-    def ready_since(self, stamp: str) -> list[ArticleRow]:
-        """Ready articles whose indexing started at or after `stamp` (ISO UTC; "" for all)."""
-        return self._articles("WHERE state='ready' AND ingested_at >= ?", (stamp,))
+    def ready_since(self, horizon: str) -> list[ArticleRow]:
+        """Ready articles whose indexing started at or after an ingest_horizon() ("" for all),
+        less a minute: a clock stepped back by NTP must not hide an article."""
+        if horizon:
+            slack = dt.datetime.fromisoformat(horizon) - HORIZON_SLACK
+            horizon = slack.isoformat(timespec="seconds")
+        return self._articles("WHERE state='ready' AND ingested_at >= ?", (horizon,))
 
     def ingest_horizon(self) -> str:
         """No article that becomes ready from now on started indexing before this stamp: the

@@ -28,7 +28,6 @@ from bot.models import Filters, Passage
 from bot.store import ArticleRow, Store
 
 HOUR = 3600.0
-HORIZON_SLACK = dt.timedelta(minutes=1)
 MAX_QUERY = 300
 MAX_WATCHES = 20  # per user
 SCHEMA = """
@@ -85,13 +84,6 @@ class Match:
     url: str
     quote: str
     held: int = 0  # earlier matches of this watch held back for the digest, told now
-
-
-def _earlier(stamp: str) -> str:
-    """A minute before `stamp`: a clock stepped back by NTP must not hide an article."""
-    if not stamp:
-        return ""
-    return (dt.datetime.fromisoformat(stamp) - HORIZON_SLACK).isoformat(timespec="seconds")
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -188,7 +180,7 @@ class WatchStore:
         horizon = store.ingest_horizon()
         started = self._meta("started")
         # The first call reads everything, so that a re-index of old articles is not news.
-        rows = store.ready_since(_earlier(self._meta("horizon")) if started else "")
+        rows = store.ready_since(self._meta("horizon") if started else "")
         known = self._checked([r.id for r in rows])
         fresh = [r for r in rows if known.get(r.id) != r.content_hash]
         with self._lock, self.db:
