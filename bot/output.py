@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from bot.i18n import _
 from bot.models import Answer, Citation, Passage
 
 
@@ -24,18 +25,18 @@ def nearest_sources(passages: list[Passage], limit: int = 3) -> list[Passage]:
 
 
 def answer_text(answer: Answer) -> str:
-    lines = [answer.text, ""]
+    lines = [_(answer.text) if answer.abstained else answer.text, ""]
     if answer.note:
         lines[1:1] = ["", f"_{answer.note}_"]
     if answer.abstained:
         near = nearest_sources(answer.passages)
         if near:
-            lines.append("Nearest sources:")
+            lines.append(_("Nearest sources") + ":")
             lines += [
                 f"  - {source_line(p.title, p.source, p.published)}  {p.url}".rstrip() for p in near
             ]
         return "\n".join(lines).rstrip() + "\n"
-    lines.append("Sources:")
+    lines.append(_("Sources") + ":")
     for cites in by_article(answer.citations):
         first = cites[0]
         numbers = ", ".join(str(c.n) for c in cites)

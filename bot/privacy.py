@@ -15,6 +15,7 @@ from telegram import Message, Update
 from telegram.ext import Application
 
 from bot import callbacks, render, sending
+from bot.i18n import _
 from bot.services import Context, Services
 
 log = logging.getLogger(__name__)
@@ -65,15 +66,15 @@ async def on_forget_button(update: Update, context: Context) -> None:
         return
     payload = callbacks.parse(query.data)
     if not isinstance(payload, callbacks.Forget):
-        await query.answer(render.NOTICE_INVALID)
+        await query.answer(_(render.NOTICE_INVALID))
         return
     if payload.user_id != query.from_user.id:
         log.info("refused a /forget confirmation pressed by another user")
-        await query.answer(render.NOTICE_NOT_YOURS)
+        await query.answer(_(render.NOTICE_NOT_YOURS))
         return
     await query.answer()
     if not payload.confirmed:
-        text = render.FORGET_CANCELLED
+        text = _(render.FORGET_CANCELLED)
     else:
         uid = payload.user_id
         rows = await asyncio.to_thread(context.bot_data.journal.forget, uid, is_admin(context, uid))

@@ -23,6 +23,7 @@ from bot import callbacks, render, render_feeds, sending
 from bot.conversation import split_filters
 from bot.errors import InputError, NewsdeskError
 from bot.feeds_bot import push
+from bot.i18n import _
 from bot.services import Context, Services
 from bot.timeline import entry_of, timeline
 from bot.watches import Watch, WatchMatcher, WatchStore, check_new
@@ -59,7 +60,7 @@ async def on_watch(update: Update, context: Context) -> None:
         return
     text = " ".join(context.args or [])
     if not text.strip():
-        await sending.reply(message, render_feeds.WATCH_USAGE)
+        await sending.reply(message, _(render_feeds.WATCH_USAGE))
         return
     user_id, chat_id = ids(message)
     watch = await asyncio.to_thread(watch_store(context.bot_data).add, user_id, chat_id, text)
@@ -94,7 +95,7 @@ async def on_timeline(update: Update, context: Context) -> None:
         return
     query, filters = split_filters(" ".join(context.args or []))
     if not query:
-        await sending.reply(message, render_feeds.TIMELINE_USAGE)
+        await sending.reply(message, _(render_feeds.TIMELINE_USAGE))
         return
     svc = context.bot_data
     wait = svc.limiter.wait(message.from_user.id) if message.from_user else 0.0
@@ -119,15 +120,15 @@ async def on_timeline_button(update: Update, context: Context) -> None:
     payload = callbacks.parse(query.data)
     message = query.message if isinstance(query.message, Message) else None
     if not isinstance(payload, callbacks.TimelinePage) or message is None:
-        await query.answer(render.NOTICE_INVALID)
+        await query.answer(_(render.NOTICE_INVALID))
         return
     stored = await asyncio.to_thread(watch_store(context.bot_data).timeline, payload.timeline_id)
     if stored is None:
-        await query.answer("That timeline is no longer available: ask again.")
+        await query.answer(_("That timeline is no longer available: ask again."))
         return
     chat_id, text, entries = stored
     if chat_id != message.chat_id:
-        await query.answer(render.NOTICE_OTHER_CHAT)
+        await query.answer(_(render.NOTICE_OTHER_CHAT))
         return
     await query.answer()
     parts, keyboard = render_feeds.timeline_html(
@@ -147,11 +148,11 @@ async def on_digest(update: Update, context: Context) -> None:
     store = watch_store(svc)
     if arg == "off":
         await asyncio.to_thread(store.set_digest, user_id, chat_id, None)
-        await sending.reply(message, render_feeds.DIGEST_OFF)
+        await sending.reply(message, _(render_feeds.DIGEST_OFF))
         return
     match = HHMM.fullmatch(arg)
     if match is None:
-        await sending.reply(message, render_feeds.DIGEST_USAGE)
+        await sending.reply(message, _(render_feeds.DIGEST_USAGE))
         return
     hhmm = f"{int(match[1]):02d}:{match[2]}"
     zone(svc)  # a bad NEWSDESK_TIMEZONE is said now, not at digest time

@@ -178,7 +178,7 @@ async def test_forget_keeps_an_admins_audit_rows(tg: FakeTelegram, own_desk: Des
         assert "your admin actions stay in the audit log" in prompt["text"]
         pressed = tg.press_button(ADMIN, prompt["message_id"], buttons(prompt)["Delete"])
         await tg.wait_answered(pressed)
-        await tg.wait_for(lambda e: e["text"].startswith("Done: deleted 1 stored rows"))
+        await tg.wait_for(lambda e: e["text"].startswith("Done: deleted 1 stored row about you."))
         assert journal.held_about(ADMIN) == {"answers": 0, "feedback": 0, "audit": 1}
 
 
