@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -260,7 +261,11 @@ def ask(
         data = answer_dict(answer, latency, pages)
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        typer.echo(answer_text(answer))
+        from bot.language import SUPPORTED, language_of
+
+        ids = [c.article_id for c in answer.citations] + [p.article_id for p in answer.passages]
+        reader = language_of(question, SUPPORTED, default=i18n.language())
+        typer.echo(answer_text(answer, desk.store.languages(ids), reader))
 
 
 @app.command()
@@ -417,7 +422,9 @@ def main(argv: list[str] | None = None) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(_no_operator_tracebacks)
     try:
-        app(args=argv)
+        # In a context of its own: --lang chooses this run's language, never the caller's
+        # (tests and embedders call main() in their own process).
+        contextvars.copy_context().run(app, args=argv)
     except NewsdeskError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)

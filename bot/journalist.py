@@ -14,13 +14,15 @@ import time
 from telegram import BotCommand, CallbackQuery, Message, Update
 from telegram.constants import ChatType
 
-from bot import callbacks, render, sending
+from bot import callbacks, i18n, render, sending
 from bot.access import addressed_text
 from bot.conversation import split_filters
+from bot.desk import Desk
 from bot.errors import InputError
 from bot.i18n import N_, _
+from bot.language import SUPPORTED, language_of
 from bot.metrics import pseudonym
-from bot.models import Filters
+from bot.models import Answer, Filters
 from bot.pipeline import Request
 from bot.services import Context
 from bot.viewer import links_for
@@ -93,7 +95,8 @@ async def answer_question(update: Update, context: Context, message: Message, te
     answer_id = await asyncio.to_thread(svc.journal.save_answer, chat_id, uid, answer)
     keyboard = render.answer_keyboard(answer_id, bool(answer.citations))
     pages = links_for(svc.viewer, answer.citations)
-    parts = render.answer_html(answer, pages)
+    languages, reader = await asyncio.to_thread(source_languages, svc.desk, question, answer)
+    parts = render.answer_html(answer, pages, languages, reader)
     await sending.reply_or_edit_streamed(message, preview, parts, keyboard)
     elapsed = time.perf_counter() - started
     svc.metrics.latency.observe(elapsed)
@@ -107,6 +110,14 @@ async def answer_question(update: Update, context: Context, message: Message, te
         len({c.article_id for c in answer.citations}),
         f" text={question!r}" if svc.settings.log_questions else "",
     )
+
+
+def source_languages(desk: Desk, question: str, answer: Answer) -> tuple[dict[str, str], str]:
+    """The stored language of each article the answer names, and the question's language (the
+    reader's, when the question is too short to tell): sources in another language say so."""
+    ids = [c.article_id for c in answer.citations] + [p.article_id for p in answer.passages]
+    reader = language_of(question, SUPPORTED, default=i18n.language())
+    return desk.store.languages(ids), reader
 
 
 async def parse_request(

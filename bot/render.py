@@ -104,6 +104,14 @@ def meta_html(source: str, published: dt.date | None) -> str:
     return f" — {esc(meta)}" if meta else ""
 
 
+def language_tag(language: str, reader: str) -> str:
+    """` (EN)` after a source written in another language than the reader's question."""
+    language = language.strip().lower()[:8]
+    if not language or not reader or language == reader:
+        return ""
+    return f" ({esc(language.upper())})"
+
+
 def short_quote(quote: str) -> str:
     return quote if len(quote) <= QUOTE_CHARS else quote[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
 
@@ -111,9 +119,17 @@ def short_quote(quote: str) -> str:
 # -- journalists ------------------------------------------------------------------------------
 
 
-def answer_html(answer: Answer, pages: Mapping[int, str] | None = None) -> list[str]:
+def answer_html(
+    answer: Answer,
+    pages: Mapping[int, str] | None = None,
+    languages: Mapping[str, str] | None = None,
+    reader: str = "",
+) -> list[str]:
     """The answer, then its sources: `[n] Title — Outlet, date` linked to the article, or with
-    `pages` (citation n -> its article page) to the page, each [n] to its quote there."""
+    `pages` (citation n -> its article page) to the page, each [n] to its quote there. With
+    `languages` (article id -> its language), a source in another language than `reader`'s
+    says which: `— Reuters, 2025-11-20 (EN)`."""
+    languages = languages or {}
     text = _(answer.text) if answer.abstained else answer.text  # quotes stay verbatim
     blocks = [esc(p) for p in text.split("\n\n") if p.strip()]
     if answer.note:
@@ -121,18 +137,24 @@ def answer_html(answer: Answer, pages: Mapping[int, str] | None = None) -> list[
     if answer.abstained:
         near = nearest_sources(answer.passages)
         if near:
-            lines = [f"• {link(p.title, p.url)}{meta_html(p.source, p.published)}" for p in near]
+            lines = [
+                f"• {link(p.title, p.url)}{meta_html(p.source, p.published)}"
+                + language_tag(languages.get(p.article_id, ""), reader)
+                for p in near
+            ]
             blocks.append("<b>{}</b>\n".format(_("Nearest sources")) + "\n".join(lines))
         return pack(blocks)
     lines = []
     for cites in by_article(answer.citations):
         first = cites[0]
+        tag = language_tag(languages.get(first.article_id, ""), reader)
         if pages and all(c.n in pages for c in cites):
-            lines.append(page_source_line(cites, pages))
+            lines.append(page_source_line(cites, pages) + tag)
             continue
         numbers = ", ".join(str(c.n) for c in cites)
         lines.append(
-            f"[{numbers}] {link(first.title, first.url)}{meta_html(first.source, first.published)}"
+            f"[{numbers}] {link(first.title, first.url)}"
+            f"{meta_html(first.source, first.published)}{tag}"
         )
     blocks.append("<b>{}</b>\n".format(_("Sources")) + "\n".join(lines))
     return pack(blocks)
