@@ -223,7 +223,7 @@ async def test_add_text_forward_remove_and_listings(tg: FakeTelegram, make_desk:
         assert rows["Tunnel opens"].source == "City Desk"
         docs = tg.send_text(ADMIN, "/docs")
         listing = await tg.wait_for(to(ADMIN, docs, "2 articles"))
-        assert storm.id in listing["text"] and "chunks" in listing["text"]
+        assert storm.id in listing["text"] and " chunk" in listing["text"]
         one = tg.send_text(ADMIN, f"/doc {storm.id[:8]}")
         assert "Harbour Wire" in (await tg.wait_for(to(ADMIN, one, "outlet")))["text"]
         stats = tg.send_text(ADMIN, "/stats")
