@@ -50,5 +50,5 @@ clean:
 messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location --sort-output \
 		--project newsdesk --version 0.1.0 -o bot/locale/newsdesk.pot .
-	$(BIN)/pybabel update -D newsdesk -i bot/locale/newsdesk.pot -d bot/locale --no-location \
+	$(BIN)/pybabel update -D newsdesk -i bot/locale/newsdesk.pot -d bot/locale \
 		--ignore-obsolete

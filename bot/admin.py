@@ -243,7 +243,11 @@ async def named_article(context: Context) -> ArticleRow:
     """The article a command names by its id or a unique prefix of it (hex digits only)."""
     article_id = " ".join(context.args or []).strip().lower()
     if not 4 <= len(article_id) <= 16 or not all(c in "0123456789abcdef" for c in article_id):
-        raise NotFound(f"{article_id[:20]!r} is not an article id: see /docs for the ids")
+        raise NotFound(
+            _("{value} is not an article id: see /docs for the ids").format(
+                value=repr(article_id[:20])
+            )
+        )
     return await asyncio.to_thread(context.bot_data.desk.ingestor.resolve, article_id)
 
 

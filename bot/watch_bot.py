@@ -19,7 +19,7 @@ from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot import callbacks, render, render_feeds, sending
+from bot import callbacks, i18n, render, render_feeds, sending
 from bot.conversation import split_filters
 from bot.errors import InputError, NewsdeskError
 from bot.feeds_bot import push
@@ -63,7 +63,9 @@ async def on_watch(update: Update, context: Context) -> None:
         await sending.reply(message, _(render_feeds.WATCH_USAGE))
         return
     user_id, chat_id = ids(message)
-    watch = await asyncio.to_thread(watch_store(context.bot_data).add, user_id, chat_id, text)
+    store = watch_store(context.bot_data)
+    watch = await asyncio.to_thread(store.add, user_id, chat_id, text)
+    await asyncio.to_thread(store.set_language, user_id, i18n.language())  # for its alerts
     await sending.reply(message, render_feeds.watching(watch))
 
 
@@ -82,7 +84,9 @@ async def on_unwatch(update: Update, context: Context) -> None:
         return
     arg = (context.args or [""])[0]
     if not (arg.isdigit() and len(arg) < 12):
-        raise InputError(f"{arg[:20]!r} is not a watch id: /watches lists yours")
+        raise InputError(
+            _("{value} is not a watch id: /watches lists yours").format(value=repr(arg[:20]))
+        )
     store = watch_store(context.bot_data)
     watch = await asyncio.to_thread(store.remove, ids(message)[0], int(arg))
     await sending.reply(message, render_feeds.unwatched(watch))
@@ -157,6 +161,7 @@ async def on_digest(update: Update, context: Context) -> None:
     hhmm = f"{int(match[1]):02d}:{match[2]}"
     zone(svc)  # a bad NEWSDESK_TIMEZONE is said now, not at digest time
     await asyncio.to_thread(store.set_digest, user_id, chat_id, hhmm)
+    await asyncio.to_thread(store.set_language, user_id, i18n.language())
     await sending.reply(message, render_feeds.digest_set(hhmm, svc.settings.timezone))
 
 
@@ -188,7 +193,10 @@ async def check_watches(app: Application) -> int:
     sent = 0
     for match in pushes:
         try:
-            await push(app.bot, match.watch.chat_id, render_feeds.push_html(match))
+            language = await asyncio.to_thread(store.language, match.watch.user_id)
+            with i18n.speaking(language):
+                parts = render_feeds.push_html(match)
+            await push(app.bot, match.watch.chat_id, parts)
             sent += 1
         except TelegramError as exc:  # a blocked bot, a deleted chat: the digest still has it
             log.warning("could not push watch %d: %s", match.watch.id, exc)
@@ -215,7 +223,9 @@ async def send_digests(app: Application) -> int:
         matches = await asyncio.to_thread(store.digest_matches, user_id, last)
         if matches and allowed(svc, Watch(0, user_id, chat_id, "")):
             try:
-                await push(app.bot, chat_id, render_feeds.digest_html(matches))
+                with i18n.speaking(await asyncio.to_thread(store.language, user_id)):
+                    parts = render_feeds.digest_html(matches)
+                await push(app.bot, chat_id, parts)
                 sent += 1
             except TelegramError as exc:
                 log.warning("could not send a digest: %s", exc)

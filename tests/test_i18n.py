@@ -18,8 +18,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from botkit import JOURNALISTS, buttons, reply_to, running_bot
-from conftest import run_cli
+from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of
+from conftest import MakeDesk, run_cli
 from fake_telegram import ApiError, FakeTelegram, parse_html, utf16_len
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,7 +29,7 @@ from bot import callbacks, i18n, render, render_feeds
 from bot.desk import Desk
 from bot.i18n import Catalogs, base_language, speaking
 from bot.journalist import source_languages
-from bot.models import Answer, Citation
+from bot.models import Answer, Article, Citation
 from bot.timeline import Entry
 from bot.watches import Watch
 
@@ -354,6 +354,39 @@ async def test_a_stranger_is_refused_in_their_language(tg: FakeTelegram, app: Ap
     reply = await tg.wait_for(reply_to(tg.send_text(STRANGER, "/start")))
     assert reply["text"].startswith("Вибачте, цей бот лише для редакції.")
     assert str(STRANGER) in reply["text"]
+
+
+@ASYNC
+async def test_watch_alerts_come_in_the_language_the_watch_was_set_in(
+    tg: FakeTelegram, make_desk: MakeDesk
+) -> None:
+    """An alert answers no message of the user's: it is written in the language they had when
+    they set the watch (kept in index/watches.db, and deleted by /forget)."""
+    desk = make_desk()
+    async with running_bot(tg, desk, inbox_interval=0.3) as app:
+        svc = services_of(app)
+        for user in (UK, FR):
+            await tg.wait_for(reply_to(tg.send_text(user, "/watch ferry fares island commuters")))
+
+        def upload() -> None:
+            ferry = Article(
+                title="Ferry fares cut for island commuters",
+                text="The Port Elmsley ferry company cut fares for island commuters by a third "
+                "on Monday, after a year of protests over the cost of the crossing.",
+                source="Elmsley Post",
+                published=dt.date(2025, 6, 2),
+            )
+            with desk.write_lock:
+                desk.ingestor.ingest_articles([ferry])
+
+        await asyncio.get_running_loop().run_in_executor(svc.writer, upload)
+        uk = await tg.wait_for(lambda e: e["chat_id"] == UK and "🔔" in e["text"])
+        fr = await tg.wait_for(lambda e: e["chat_id"] == FR and "🔔" in e["text"])
+        assert uk["text"].startswith("🔔 Нове за вашим відстеженням 1")
+        assert fr["text"].startswith("🔔 New for your watch 2")
+        assert "Ferry fares cut for island commuters" in uk["text"]  # the title: verbatim
+        assert svc.watches is not None and svc.watches.language(UK) == "uk"
+        assert svc.watches.forget(UK) and svc.watches.language(UK) == ""
 
 
 def test_a_source_in_another_language_says_which(seeded: Desk) -> None:
