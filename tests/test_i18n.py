@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegram.ext import Application
 
-from bot import callbacks, i18n, render, render_feeds
+from bot import callbacks, i18n, render, render_feeds, render_privacy
 from bot.desk import Desk
 from bot.i18n import Catalogs, base_language, speaking
 from bot.journalist import source_languages
@@ -226,8 +226,8 @@ def test_long_messages_still_fit_and_buttons_keep_their_data(lang: str) -> None:
         fits([i18n._(render.HELP), i18n._(render.START), i18n._(render.ADD_USAGE)])
         held = {"answers": 10**6, "feedback": 10**6, "audit": 10**6, "watches": 10**6}
         for admin in (True, False):
-            fits(render.privacy_html(held, 10**4, 10**4, admin, admin))
-            text, keyboard = render.forget_prompt(42, admin)
+            fits(render_privacy.privacy_html(held, 10**4, 10**4, admin, admin))
+            text, keyboard = render_privacy.forget_prompt(42, admin)
             fits([text])
             assert [b.callback_data for b in keyboard.inline_keyboard[0]] == [
                 callbacks.forget(42, True),
