@@ -38,8 +38,11 @@ RUN mkdir bot && touch bot/__init__.py \
     && pip uninstall --yes newsdesk \
     && rm -rf bot build ./*.egg-info
 
+# The bot's translations are compiled here (.po -> .mo, with Babel, a dependency) and installed
+# with the package.
 COPY bot/ bot/
-RUN pip install --no-deps . && rm -rf build ./*.egg-info
+RUN pybabel compile --domain newsdesk --directory bot/locale --statistics \
+    && pip install --no-deps . && rm -rf build ./*.egg-info
 
 # A fixed, non-root user; uid 1000 by default so that a bind-mounted ./corpus owned by the
 # usual first user on the host is writable (ingest saves articles there). Override with

@@ -6,7 +6,7 @@ QUESTION ?= Why is the EU considering buying Russian S-400 systems from Turkey?
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run serve lint test bench clean
+.PHONY: install run serve lint test bench clean messages
 
 # torch first and pinned: 2.13.0 resolves to the local CPU wheel; unpinned pulls CUDA.
 $(BIN)/.installed: pyproject.toml
@@ -15,7 +15,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed
+# The bot's translations: each catalog compiled when its .po is newer (bot/i18n.py falls back
+# to English for a language whose .mo is missing).
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard bot/locale/*/LC_MESSAGES/newsdesk.po))
+
+bot/locale/%/LC_MESSAGES/newsdesk.mo: bot/locale/%/LC_MESSAGES/newsdesk.po $(BIN)/.installed
+	$(BIN)/pybabel compile --domain newsdesk --input-file $< --output-file $@ --locale $*
+
+install: $(BIN)/.installed $(CATALOGS)
 
 run: install
 	$(BIN)/newsdesk ingest corpus/
@@ -37,3 +44,11 @@ bench: install
 
 clean:
 	rm -rf $(VENV) index/chroma index/*.db index/*.db-*
+
+# After changing the bot's texts: extract them and merge into every catalog, then translate
+# the new entries (msgstr "") in bot/locale/<lang>/LC_MESSAGES/newsdesk.po and `make install`.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location --sort-output \
+		--project newsdesk --version 0.1.0 -o bot/locale/newsdesk.pot .
+	$(BIN)/pybabel update -D newsdesk -i bot/locale/newsdesk.pot -d bot/locale \
+		--ignore-obsolete

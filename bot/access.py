@@ -18,6 +18,7 @@ from telegram.constants import ChatType, MessageEntityType
 from telegram.ext import ApplicationHandlerStop
 
 from bot import callbacks, render, sending
+from bot.i18n import _
 from bot.services import Context
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,23 @@ class Action:
         if self.name == "button":
             return "handling that button"
         return f"handling /{self.name}"
+
+    @property
+    def doing_said(self) -> str:
+        """`doing` in the user's language (the log keeps the English)."""
+        if self.name == "question":
+            return _("answering your question")
+        if self.name in ("upload", "forward", "add-url", "add", "add-text"):
+            return (
+                _("adding {target}").format(target=self.target)
+                if self.target
+                else _("adding the article")
+            )
+        if self.name == "remove":
+            return _("removing {target}").format(target=self.target)
+        if self.name == "button":
+            return _("handling that button")
+        return _("handling /{command}").format(command=self.name)
 
 
 def addressed_text(message: Message, bot_username: str, bot_id: int) -> str | None:
@@ -150,7 +168,7 @@ async def gate(update: Update, context: Context) -> None:
         await refuse(update, action, render.stranger(user.id, chat.id, private))
     else:
         await audit(update, context, action.name, action.target, "refused: not an admin")
-        await refuse(update, action, render.NOT_ADMIN, render.NOTICE_NOT_ADMIN)
+        await refuse(update, action, _(render.NOT_ADMIN), _(render.NOTICE_NOT_ADMIN))
     raise ApplicationHandlerStop
 
 
@@ -158,6 +176,6 @@ async def refuse(
     update: Update, action: Action, text: str, notice: str = render.NOTICE_PRIVATE
 ) -> None:
     if update.callback_query is not None:
-        await update.callback_query.answer(notice)
+        await update.callback_query.answer(_(notice))
     elif action.addressed and update.effective_message is not None:
         await sending.reply(update.effective_message, text)

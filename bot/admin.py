@@ -30,6 +30,7 @@ from bot import callbacks, render, sending, sources
 from bot.access import URL_ONLY, audit
 from bot.desk import Desk
 from bot.errors import InputError, NotFound
+from bot.i18n import N_, _
 from bot.journalist import page_arg, send_listing, show_page
 from bot.models import Article, IngestReport
 from bot.parse import apply_metadata, article_from_fields, metadata_lines, split_title
@@ -40,13 +41,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COMMANDS = [
-    BotCommand("add", "Add a web page (URL) or pasted text"),
-    BotCommand("docs", "Articles with ids (admins)"),
-    BotCommand("doc", "One article's metadata and first lines"),
-    BotCommand("remove", "Remove an article (asks to confirm)"),
-    BotCommand("stats", "Corpus and index statistics"),
-    BotCommand("audit", "Latest admin actions"),
-    BotCommand("feeds", "Feeds polled into the archive"),
+    BotCommand("add", N_("Add a web page (URL) or pasted text")),
+    BotCommand("docs", N_("Articles with ids (admins)")),
+    BotCommand("doc", N_("One article's metadata and first lines")),
+    BotCommand("remove", N_("Remove an article (asks to confirm)")),
+    BotCommand("stats", N_("Corpus and index statistics")),
+    BotCommand("audit", N_("Latest admin actions")),
+    BotCommand("feeds", N_("Feeds polled into the archive")),
 ]
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files for bots
 PROGRESS_EVERY = 2.0  # seconds between progress edits (Telegram allows ~1 edit/s per chat)
@@ -79,7 +80,7 @@ async def run_ingest(
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY and done < total:
             last[0] = now
-            text = render.status(f"Indexing… {done}/{total}")
+            text = render.status(_("Indexing… {done}/{total}").format(done=done, total=total))
             asyncio.run_coroutine_threadsafe(sending.quietly(sending.edit(status, text)), loop)
 
     try:
@@ -115,13 +116,15 @@ async def on_document(update: Update, context: Context) -> None:
     size = document.file_size or 0
     if size > TELEGRAM_DOWNLOAD_LIMIT:
         raise InputError(
-            f"{size / 1e6:.0f} MB: Telegram lets bots download at most 20 MB. Copy it to the "
-            "server and run `newsdesk ingest` there"
+            _(
+                "{size} MB: Telegram lets bots download at most 20 MB. Copy it to the server and "
+                "run `newsdesk ingest` there"
+            ).format(size=f"{size / 1e6:.0f}")
         )
     fields = metadata_lines(message.caption or "")
     apply_metadata(Article(title="", text=""), fields)  # a bad caption date fails here
     sources.kind_of(name, document.mime_type or "")  # unsupported: refuse before download
-    status = await sending.status(message, f"Reading {name}…")
+    status = await sending.status(message, _("Reading {name}…").format(name=name))
     try:
         telegram_file = await document.get_file()
         data = bytes(await telegram_file.download_as_bytearray())
@@ -143,7 +146,7 @@ async def on_add(update: Update, context: Context) -> None:
         return
     text = (message.text or "").partition(" ")[2].strip()
     if not text:
-        await sending.reply(message, render.ADD_USAGE)
+        await sending.reply(message, _(render.ADD_USAGE))
     elif url := URL_ONLY.match(text):
         await add_url(update, context, message, url.group(1))
     else:
@@ -159,7 +162,7 @@ async def on_url(update: Update, context: Context) -> None:
 
 
 async def add_url(update: Update, context: Context, message: Message, url: str) -> None:
-    status = await sending.status(message, f"Fetching {url}…")
+    status = await sending.status(message, _("Fetching {url}…").format(url=url))
 
     def work(desk: Desk, progress: Callable[[int, int], None]) -> IngestReport:
         return desk.ingestor.ingest([url], progress=progress)
@@ -188,7 +191,7 @@ async def ingest_article(
     title, body = split_title(text)
     article = article_from_fields({"title": title, "published": published}, body)
     apply_metadata(article, fields)
-    status = await sending.status(message, "Adding…")
+    status = await sending.status(message, _("Adding…"))
 
     def work(desk: Desk, progress: Callable[[int, int], None]) -> IngestReport:
         return desk.ingestor.ingest_articles([article], progress=progress)
@@ -240,7 +243,11 @@ async def named_article(context: Context) -> ArticleRow:
     """The article a command names by its id or a unique prefix of it (hex digits only)."""
     article_id = " ".join(context.args or []).strip().lower()
     if not 4 <= len(article_id) <= 16 or not all(c in "0123456789abcdef" for c in article_id):
-        raise NotFound(f"{article_id[:20]!r} is not an article id: see /docs for the ids")
+        raise NotFound(
+            _("{value} is not an article id: see /docs for the ids").format(
+                value=repr(article_id[:20])
+            )
+        )
     return await asyncio.to_thread(context.bot_data.desk.ingestor.resolve, article_id)
 
 
@@ -280,7 +287,7 @@ async def on_admin_button(update: Update, context: Context) -> None:
         await query.answer()
         await confirm_remove(update, context, message, payload.article_id)
     else:
-        await query.answer(render.NOTICE_INVALID)
+        await query.answer(_(render.NOTICE_INVALID))
         await audit(update, context, "button", (query.data or "")[:64], "refused: invalid")
 
 
@@ -288,7 +295,7 @@ async def confirm_remove(
     update: Update, context: Context, message: Message, article_id: str
 ) -> None:
     if not article_id:
-        await sending.edit(message, render.CANCELLED)
+        await sending.edit(message, _(render.CANCELLED))
         return
     try:
         article = await write(context, lambda desk: desk.ingestor.remove(article_id))

@@ -18,10 +18,11 @@ import numpy as np
 
 from bot.conversation import TURNS_KEPT, Conversation
 from bot.embed import Embedder
+from bot.i18n import N_
 from bot.models import Answer, Citation, Passage
 from bot.query import STOPWORDS
 
-ABSTAIN_TEXT = "The corpus does not answer this question."
+ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated where shown
 MIN_SENTENCE_CHARS = 25
 
 

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, cast
 
-from telegram import BotCommandScopeChat, Message, Update
+from telegram import BotCommand, BotCommandScopeChat, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -28,6 +28,7 @@ from bot import (
     admin,
     feeds_bot,
     handoff,
+    i18n,
     inline,
     journalist,
     privacy,
@@ -135,8 +136,10 @@ def viewer_from(settings: Settings, desk: Desk) -> Viewer | None:
 
 
 def add_handlers(app: Application, settings: Settings) -> None:
-    """Group -1: the access gate. Group 0: the first matching handler answers."""
+    """Group -2: the user's language. Group -1: the access gate. Group 0: the first matching
+    handler answers."""
     private = filters.ChatType.PRIVATE
+    app.add_handler(TypeHandler(Update, speak_users_language), group=-2)
     app.add_handler(TypeHandler(Update, access.gate), group=-1)
     commands = {
         "start": journalist.on_start,
@@ -177,6 +180,12 @@ def add_handlers(app: Application, settings: Settings) -> None:
     app.add_error_handler(on_error)
 
 
+async def speak_users_language(update: Update, context: Context) -> None:
+    """Every reply to this update, refusals included, in the sender's Telegram language."""
+    user = update.effective_user
+    i18n.use(user.language_code if user else None)
+
+
 async def on_error(update: object, context: Context) -> None:
     """The one error policy. A user error (NewsdeskError) is said as it is; anything else gets
     an apology with an error id, and its traceback is logged under that id. A failed admin
@@ -205,7 +214,7 @@ async def on_error(update: object, context: Context) -> None:
         error_id = secrets.token_hex(4)
         log.error("error %s while %s", error_id, what.doing, exc_info=error)
         context.bot_data.metrics.errors.inc()
-        text, result = render.apology(what.doing, error_id), f"failed: error {error_id}"
+        text, result = render.apology(what.doing_said, error_id), f"failed: error {error_id}"
     if what.admin:  # audited before the admin is told, as a successful action is
         try:
             await access.audit(update, context, what.name, what.target, result)
@@ -232,12 +241,17 @@ async def tell(update: Update, status: Message | None, text: str) -> None:
 async def on_startup(app: Application) -> None:
     """Register the command menu; finish any interrupted ingest; load the model before users."""
     svc: Services = app.bot_data
-    await app.bot.set_my_commands(journalist.COMMANDS)
-    for admin_id in svc.settings.admins:  # admins see their commands in the menu too
-        with contextlib.suppress(TelegramError):  # a chat the bot has not seen yet
-            await app.bot.set_my_commands(
-                journalist.COMMANDS + admin.COMMANDS, scope=BotCommandScopeChat(admin_id)
-            )
+    # Telegram shows each user the menu for their language_code, else the one without a code.
+    for language in i18n.LANGUAGES:
+        code = None if language == i18n.DEFAULT else language
+        await app.bot.set_my_commands(translated(journalist.COMMANDS, language), language_code=code)
+        for admin_id in svc.settings.admins:  # admins see their commands in the menu too
+            with contextlib.suppress(TelegramError):  # a chat the bot has not seen yet
+                await app.bot.set_my_commands(
+                    translated(journalist.COMMANDS + admin.COMMANDS, language),
+                    scope=BotCommandScopeChat(admin_id),
+                    language_code=code,
+                )
     svc.handoff = await handoff.start(svc.desk, svc.writer)  # writer lock, repair, inbox
     await privacy.start_retention(app)
     await watch_bot.start_watches(app)
@@ -257,6 +271,12 @@ async def on_startup(app: Application) -> None:
         )
         await svc.health.start()
     log.info("serving as @%s", app.bot.username)
+
+
+def translated(commands: list[BotCommand], language: str) -> list[BotCommand]:
+    """The command menu with its descriptions in `language` (the commands stay as they are)."""
+    with i18n.speaking(language):
+        return [BotCommand(c.command, i18n._(c.description)) for c in commands]
 
 
 async def on_shutdown(app: Application) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -17,7 +18,7 @@ import typer
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from bot import feeds_cli, journal_cli
+from bot import feeds_cli, i18n, journal_cli
 from bot.config import Settings, settings_problem
 from bot.desk import Desk
 from bot.errors import IndexUnavailable, NewsdeskError, storage_problem
@@ -47,6 +48,14 @@ AsOf = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Lang = Annotated[
+    str | None,
+    typer.Option(
+        "--lang",
+        help="Language of the fixed texts (refusal, notes, headings): en, uk, ru, tr or de "
+        "(default: NEWSDESK_LANGUAGE, else en). Quotes stay in the article's language.",
+    ),
+]
 
 
 def _desk() -> Desk:
@@ -73,6 +82,14 @@ def _filters(
         source=source or "",
         as_of=_date(as_of, "--as-of"),
     )
+
+
+def _speak(desk: Desk, lang: str | None) -> None:
+    """The fixed texts of this run in --lang, else NEWSDESK_LANGUAGE."""
+    try:
+        i18n.use(i18n.supported(lang) if lang else desk.settings.language)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lang") from None
 
 
 def _require_index(desk: Desk) -> None:
@@ -225,10 +242,12 @@ def ask(
     source: Outlet = None,
     as_of: AsOf = None,
     as_json: AsJson = False,
+    lang: Lang = None,
 ) -> None:
     """Answer a question from the corpus, with cited quotes."""
     filters = _filters(since, until, source, as_of)
     desk = _desk()
+    _speak(desk, lang)
     _require_index(desk)
     started = time.perf_counter()
     answer = desk.ask(question, filters)
@@ -242,7 +261,11 @@ def ask(
         data = answer_dict(answer, latency, pages)
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        typer.echo(answer_text(answer))
+        from bot.language import SUPPORTED, language_of
+
+        ids = [c.article_id for c in answer.citations] + [p.article_id for p in answer.passages]
+        reader = language_of(question, SUPPORTED, default=i18n.language())
+        typer.echo(answer_text(answer, desk.store.languages(ids), reader))
 
 
 @app.command()
@@ -297,6 +320,7 @@ def timeline(
 def evaluate(
     questions: Annotated[Path, typer.Argument(help='JSONL: {"id", "question", "date"?} per line.')],
     out: Annotated[Path, typer.Option("--out", help="Where to write the results (JSONL).")],
+    lang: Lang = None,
 ) -> None:
     """Answer a file of questions in one process; write one JSON result per line."""
     try:
@@ -306,6 +330,7 @@ def evaluate(
     except (OSError, json.JSONDecodeError) as exc:
         raise NewsdeskError(f"cannot read {questions}: {exc}") from exc
     desk = _desk()
+    _speak(desk, lang)
     _require_index(desk)
     latencies: list[float] = []
     abstained = 0
@@ -337,7 +362,7 @@ def eval_one(desk: Desk, item: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": item.get("id"),
         "abstained": answer.abstained,
-        "answer": answer.text,
+        "answer": i18n._(answer.text) if answer.abstained else answer.text,
         "citations": [
             {"n": c.n, "article_id": c.article_id, "url": c.url, "title": c.title, "quote": c.quote}
             for c in answer.citations
@@ -397,7 +422,9 @@ def main(argv: list[str] | None = None) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(_no_operator_tracebacks)
     try:
-        app(args=argv)
+        # In a context of its own: --lang chooses this run's language, never the caller's
+        # (tests and embedders call main() in their own process).
+        contextvars.copy_context().run(app, args=argv)
     except NewsdeskError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)

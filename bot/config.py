@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
     health_port: int = 8080  # /healthz and /metrics while serving; 0 = off
     log_questions: bool = False  # question text in the per-question log line
+    # The language of `newsdesk ask`/`eval` messages when --lang is not given (en, uk, ru, tr,
+    # de); the bot speaks each user's Telegram language whatever this says.
+    language: str = "en"
 
     # Article pages behind citations (served by the health server); empty URL: no pages
     public_url: str = ""  # the bot's public base URL, e.g. https://newsdesk.example.org
@@ -145,6 +148,13 @@ class Settings(BaseSettings):
         if value and parts.fragment:
             raise ValueError("must not have a #fragment")
         return value.rstrip("/")
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from bot.i18n import supported
+
+        return supported(value)
 
     @field_validator("reranker")
     @classmethod

@@ -21,6 +21,7 @@ from bot import callbacks, render, render_feeds, sending
 from bot.access import audit
 from bot.feeds import FeedStore, PollResult, poll_feeds
 from bot.feeds_cli import make_poller
+from bot.i18n import _
 from bot.models import Article, IngestReport
 from bot.services import Context, Services
 
@@ -41,7 +42,7 @@ async def on_feeds(update: Update, context: Context) -> None:
     if message is None:
         return
     if message.chat.type != ChatType.PRIVATE:
-        await sending.reply(message, render_feeds.FEEDS_PRIVATE)
+        await sending.reply(message, _(render_feeds.FEEDS_PRIVATE))
         return
     svc = context.bot_data
     feeds = feed_store(svc)
@@ -59,7 +60,7 @@ async def on_feeds(update: Update, context: Context) -> None:
     elif verb == "remove" and len(args) == 2 and args[1].isdigit() and len(args[1]) < 12:
         await remove_feed(update, context, message, int(args[1]), edit=False)
     else:
-        await sending.reply(message, render_feeds.FEEDS_USAGE)
+        await sending.reply(message, _(render_feeds.FEEDS_USAGE))
 
 
 async def on_feed_button(update: Update, context: Context) -> None:
@@ -70,7 +71,7 @@ async def on_feed_button(update: Update, context: Context) -> None:
     payload = callbacks.parse(query.data)
     message = query.message if isinstance(query.message, Message) else None
     if not isinstance(payload, callbacks.FeedRemove) or message is None:
-        await query.answer(render.NOTICE_INVALID)
+        await query.answer(_(render.NOTICE_INVALID))
         return
     await query.answer()
     await remove_feed(update, context, message, payload.feed_id, edit=True)

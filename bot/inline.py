@@ -29,6 +29,7 @@ from telegram.constants import ParseMode
 from bot import render
 from bot.conversation import split_filters
 from bot.errors import InputError
+from bot.i18n import _, ngettext
 from bot.metrics import pseudonym
 from bot.models import Answer, Passage
 from bot.output import nearest_sources
@@ -82,11 +83,18 @@ def answer_message(answer: Answer, pages: Mapping[int, str]) -> str:
 def answer_result(answer: Answer, pages: Mapping[int, str]) -> InlineQueryResultArticle:
     text = answer_message(answer, pages)
     sources = len({c.article_id for c in answer.citations})
-    title = answer.text if answer.abstained else f"Answer with {sources} source(s)"
+    title = (
+        _(answer.text)
+        if answer.abstained
+        else ngettext("Answer with {n} source", "Answer with {n} sources", sources).format(
+            n=sources
+        )
+    )
+    text_shown = _(answer.text) if answer.abstained else answer.text
     return InlineQueryResultArticle(
         id="answer",
         title=render.short(title, TITLE_CHARS),
-        description=render.short(answer.text, DESCRIPTION_CHARS),
+        description=render.short(text_shown, DESCRIPTION_CHARS),
         input_message_content=InputTextMessageContent(
             text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
         ),
@@ -105,7 +113,7 @@ def passage_result(i: int, passage: Passage, page: str) -> InlineQueryResultArti
     )[0]
     return InlineQueryResultArticle(
         id=f"passage-{i}",
-        title=render.short(passage.title, TITLE_CHARS) or "(untitled)",
+        title=render.short(passage.title, TITLE_CHARS) or _("(untitled)"),
         description=render.short(text, DESCRIPTION_CHARS),
         input_message_content=InputTextMessageContent(
             html_text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
@@ -153,7 +161,9 @@ class InlineAnswers:
                 return
             wait = svc.limiter.wait(query.from_user.id)
             if wait:
-                button = notice(f"Slow down: ask again in {wait:.0f} s")
+                button = notice(
+                    _("Slow down: ask again in {seconds} s").format(seconds=f"{wait:.0f}")
+                )
                 await query.answer([], cache_time=0, is_personal=True, button=button)
                 return
             svc.metrics.questions.inc()

@@ -14,12 +14,15 @@ import time
 from telegram import BotCommand, CallbackQuery, Message, Update
 from telegram.constants import ChatType
 
-from bot import callbacks, render, sending
+from bot import callbacks, i18n, render, sending
 from bot.access import addressed_text
 from bot.conversation import split_filters
+from bot.desk import Desk
 from bot.errors import InputError
+from bot.i18n import N_, _
+from bot.language import SUPPORTED, language_of
 from bot.metrics import pseudonym
-from bot.models import Filters
+from bot.models import Answer, Filters
 from bot.pipeline import Request
 from bot.services import Context
 from bot.viewer import links_for
@@ -27,30 +30,30 @@ from bot.viewer import links_for
 log = logging.getLogger(__name__)
 
 COMMANDS = [
-    BotCommand("ask", "Ask a question about the corpus"),
-    BotCommand("search", "Show the best-matching passages"),
-    BotCommand("sources", "Articles in the corpus, newest first"),
-    BotCommand("watch", "Be told about new articles on a topic"),
-    BotCommand("watches", "Your watches (/unwatch ID removes one)"),
-    BotCommand("timeline", "A story in time order"),
-    BotCommand("digest", "A daily digest of your watches: HH:MM or off"),
-    BotCommand("privacy", "What is stored about you, and for how long"),
-    BotCommand("forget", "Delete everything stored about you"),
-    BotCommand("help", "Commands and filters"),
-    BotCommand("start", "What this bot does"),
+    BotCommand("ask", N_("Ask a question about the corpus")),
+    BotCommand("search", N_("Show the best-matching passages")),
+    BotCommand("sources", N_("Articles in the corpus, newest first")),
+    BotCommand("watch", N_("Be told about new articles on a topic")),
+    BotCommand("watches", N_("Your watches (/unwatch ID removes one)")),
+    BotCommand("timeline", N_("A story in time order")),
+    BotCommand("digest", N_("A daily digest of your watches: HH:MM or off")),
+    BotCommand("privacy", N_("What is stored about you, and for how long")),
+    BotCommand("forget", N_("Delete everything stored about you")),
+    BotCommand("help", N_("Commands and filters")),
+    BotCommand("start", N_("What this bot does")),
 ]
 
 
 async def on_start(update: Update, context: Context) -> None:
     """/start: what the bot is and how to ask."""
     if update.effective_message:
-        await sending.reply(update.effective_message, render.START)
+        await sending.reply(update.effective_message, _(render.START))
 
 
 async def on_help(update: Update, context: Context) -> None:
     """/help: commands and filter syntax."""
     if update.effective_message:
-        await sending.reply(update.effective_message, render.HELP)
+        await sending.reply(update.effective_message, _(render.HELP))
 
 
 async def on_text(update: Update, context: Context) -> None:
@@ -92,7 +95,8 @@ async def answer_question(update: Update, context: Context, message: Message, te
     answer_id = await asyncio.to_thread(svc.journal.save_answer, chat_id, uid, answer)
     keyboard = render.answer_keyboard(answer_id, bool(answer.citations))
     pages = links_for(svc.viewer, answer.citations)
-    parts = render.answer_html(answer, pages)
+    languages, reader = await asyncio.to_thread(source_languages, svc.desk, question, answer)
+    parts = render.answer_html(answer, pages, languages, reader)
     await sending.reply_or_edit_streamed(message, preview, parts, keyboard)
     elapsed = time.perf_counter() - started
     svc.metrics.latency.observe(elapsed)
@@ -106,6 +110,14 @@ async def answer_question(update: Update, context: Context, message: Message, te
         len({c.article_id for c in answer.citations}),
         f" text={question!r}" if svc.settings.log_questions else "",
     )
+
+
+def source_languages(desk: Desk, question: str, answer: Answer) -> tuple[dict[str, str], str]:
+    """The stored language of each article the answer names, and the question's language (the
+    reader's, when the question is too short to tell): sources in another language say so."""
+    ids = [c.article_id for c in answer.citations] + [p.article_id for p in answer.passages]
+    reader = language_of(question, SUPPORTED, default=i18n.language())
+    return desk.store.languages(ids), reader
 
 
 async def parse_request(
@@ -153,7 +165,9 @@ def page_arg(context: Context) -> int:
         return 0
     page = callbacks.page_number(context.args[0])
     if page is None:
-        raise InputError(f"{context.args[0][:20]!r} is not a page number: try 2")
+        raise InputError(
+            _("{value} is not a page number: try 2").format(value=repr(context.args[0][:20]))
+        )
     return page
 
 
@@ -184,7 +198,7 @@ async def on_button(update: Update, context: Context) -> None:
         await answer_button(query, context, payload)
     else:  # admin payloads have their own handler; anything else is not ours
         log.info("refused callback data %r", (query.data or "")[:64])
-        await query.answer(render.NOTICE_INVALID)
+        await query.answer(_(render.NOTICE_INVALID))
 
 
 async def answer_button(
@@ -195,15 +209,15 @@ async def answer_button(
     stored = await asyncio.to_thread(journal.answer, payload.answer_id)
     chat_id = query.message.chat.id if query.message else None
     if stored is None:
-        await query.answer(render.NOTICE_GONE)
+        await query.answer(_(render.NOTICE_GONE))
     elif stored.chat_id != chat_id:
-        await query.answer(render.NOTICE_OTHER_CHAT)
+        await query.answer(_(render.NOTICE_OTHER_CHAT))
     elif isinstance(payload, callbacks.Vote):
         if stored.user_id != query.from_user.id:
-            await query.answer(render.NOTICE_NOT_ASKER)
+            await query.answer(_(render.NOTICE_NOT_ASKER))
             return
         await asyncio.to_thread(journal.vote, stored.id, query.from_user.id, payload.vote)
-        await query.answer(render.THANKS if payload.vote > 0 else render.SORRY)
+        await query.answer(_(render.THANKS if payload.vote > 0 else render.SORRY))
     else:
         await query.answer()
         if stored.citations and isinstance(query.message, Message):

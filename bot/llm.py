@@ -35,6 +35,7 @@ from bot.answer import (
 )
 from bot.claims import CITE, cited_numbers, distinct, passages_block, split_claims, tidy, visible
 from bot.conversation import TURNS_KEPT
+from bot.i18n import N_, translate
 from bot.llm_io import SHARED, ModelLoop, reply
 from bot.models import Answer, Citation, Passage
 
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_ANSWER = "NOT IN SOURCES"
-UNAVAILABLE_NOTE = "The language model was unavailable; this answer is extractive."
-UNVERIFIED_NOTE = (
+UNAVAILABLE_NOTE = N_("The language model was unavailable; this answer is extractive.")
+UNVERIFIED_NOTE = N_(
     "The language model's answer could not be checked against the sources; "
     "this answer is extractive."
 )
@@ -205,7 +206,7 @@ class LLMComposer:
             )
         else:
             log.warning("language model failed (%s); answering extractively", type(exc).__name__)
-        return self.extractive(question, vector, passages, UNAVAILABLE_NOTE)
+        return self.extractive(question, vector, passages, translate(UNAVAILABLE_NOTE))
 
     def extractive(
         self, question: str, vector: np.ndarray, passages: list[Passage], note: str
@@ -234,7 +235,7 @@ class LLMComposer:
             if DECLINED.search(raw):
                 return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
             log.warning("language model answer had no valid citation; answering extractively")
-            return self.extractive(question, vector, passages, UNVERIFIED_NOTE)
+            return self.extractive(question, vector, passages, translate(UNVERIFIED_NOTE))
         quotes = self.best_quotes([(tidy(CITE.sub(" ", c)), refs) for c, refs in cited], passages)
         numbers: dict[tuple[str, int, int], int] = {}
         citations: list[Citation] = []
@@ -259,7 +260,7 @@ class LLMComposer:
                 break  # the configured length, as for extractive answers
         if not sentences:
             log.warning("language model answer had no supported citation; answering extractively")
-            return self.extractive(question, vector, passages, UNVERIFIED_NOTE)
+            return self.extractive(question, vector, passages, translate(UNVERIFIED_NOTE))
         return Answer(question, " ".join(sentences), citations, abstained=False, passages=passages)
 
     @staticmethod

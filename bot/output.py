@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from bot.i18n import _
 from bot.models import Answer, Citation, Passage
 
 
@@ -23,23 +24,35 @@ def nearest_sources(passages: list[Passage], limit: int = 3) -> list[Passage]:
     return list(seen.values())[:limit]
 
 
-def answer_text(answer: Answer) -> str:
-    lines = [answer.text, ""]
+def language_mark(language: str, reader: str) -> str:
+    """`  (EN)` after a source in another language than the question's."""
+    language = language.strip().lower()[:8]
+    return f" ({language.upper()})" if language and reader and language != reader else ""
+
+
+def answer_text(
+    answer: Answer, languages: Mapping[str, str] | None = None, reader: str = ""
+) -> str:
+    languages = languages or {}
+    lines = [_(answer.text) if answer.abstained else answer.text, ""]
     if answer.note:
         lines[1:1] = ["", f"_{answer.note}_"]
     if answer.abstained:
         near = nearest_sources(answer.passages)
         if near:
-            lines.append("Nearest sources:")
+            lines.append(_("Nearest sources") + ":")
             lines += [
-                f"  - {source_line(p.title, p.source, p.published)}  {p.url}".rstrip() for p in near
+                f"  - {source_line(p.title, p.source, p.published)}"
+                f"{language_mark(languages.get(p.article_id, ''), reader)}  {p.url}".rstrip()
+                for p in near
             ]
         return "\n".join(lines).rstrip() + "\n"
-    lines.append("Sources:")
+    lines.append(_("Sources") + ":")
     for cites in by_article(answer.citations):
         first = cites[0]
         numbers = ", ".join(str(c.n) for c in cites)
-        lines.append(f"[{numbers}] {source_line(first.title, first.source, first.published)}")
+        mark = language_mark(languages.get(first.article_id, ""), reader)
+        lines.append(f"[{numbers}] {source_line(first.title, first.source, first.published)}{mark}")
         if first.url:
             lines.append(f"    {first.url}")
         lines += [f"    [{c.n}] “{c.quote}”" for c in cites]
@@ -97,7 +110,7 @@ def answer_dict(
     data: dict[str, Any] = {
         "question": answer.question,
         "abstained": answer.abstained,
-        "answer": answer.text,
+        "answer": _(answer.text) if answer.abstained else answer.text,
         "citations": citations,
         "sources": [
             {k: v for k, v in passage_dict(p).items() if k not in ("text", "chunk_id")}

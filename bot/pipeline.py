@@ -18,6 +18,7 @@ import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from bot.answer import ABSTAIN_TEXT, Composer
+from bot.i18n import ngettext
 from bot.models import Answer, Filters, Passage
 from bot.rerank import Reranker, collapse_duplicates
 from bot.retrieve import Retriever, diversify
@@ -167,7 +168,11 @@ class AnswerPipeline:
         gap = self.gap_days(evidence)
         if gap is None or gap <= self.params.note_days:
             return ""
-        return f"The newest source is {gap} days older than {evidence.request.as_of.isoformat()}."
+        return ngettext(
+            "The newest source is {n} day older than {date}.",
+            "The newest source is {n} days older than {date}.",
+            gap,
+        ).format(n=gap, date=evidence.request.as_of.isoformat())
 
 
 def _verbatim(quote: str, start: int, passages: list[Passage]) -> bool:

@@ -14,7 +14,8 @@ import logging
 from telegram import Message, Update
 from telegram.ext import Application
 
-from bot import callbacks, render, sending
+from bot import callbacks, render, render_privacy, sending
+from bot.i18n import _
 from bot.services import Context, Services
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ async def on_privacy(update: Update, context: Context) -> None:
     held["watches"] = len(watches)
     await sending.reply(
         message,
-        render.privacy_html(
+        render_privacy.privacy_html(
             held,
             settings.journal_days,
             settings.audit_days,
@@ -54,7 +55,7 @@ async def on_forget(update: Update, context: Context) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    text, keyboard = render.forget_prompt(user.id, is_admin(context, user.id))
+    text, keyboard = render_privacy.forget_prompt(user.id, is_admin(context, user.id))
     await sending.reply(message, text, keyboard)
 
 
@@ -65,15 +66,15 @@ async def on_forget_button(update: Update, context: Context) -> None:
         return
     payload = callbacks.parse(query.data)
     if not isinstance(payload, callbacks.Forget):
-        await query.answer(render.NOTICE_INVALID)
+        await query.answer(_(render.NOTICE_INVALID))
         return
     if payload.user_id != query.from_user.id:
         log.info("refused a /forget confirmation pressed by another user")
-        await query.answer(render.NOTICE_NOT_YOURS)
+        await query.answer(_(render_privacy.NOTICE_NOT_YOURS))
         return
     await query.answer()
     if not payload.confirmed:
-        text = render.FORGET_CANCELLED
+        text = _(render_privacy.FORGET_CANCELLED)
     else:
         uid = payload.user_id
         rows = await asyncio.to_thread(context.bot_data.journal.forget, uid, is_admin(context, uid))
@@ -83,7 +84,7 @@ async def on_forget_button(update: Update, context: Context) -> None:
         # chat_data of every chat (groups too), not only this one
         chats = sum(memory.forget(uid) for memory in context.application.chat_data.values())
         log.info("forget: deleted %d journal rows and %d conversations of a user", rows, chats)
-        text = render.forgotten(rows, chats)
+        text = render_privacy.forgotten(rows, chats)
     if isinstance(query.message, Message):
         await sending.edit(query.message, text)
 

@@ -275,6 +275,16 @@ class Store:
             return []
         return self._articles("WHERE substr(id, 1, ?) = ? ORDER BY id", (len(prefix), prefix))
 
+    def languages(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """Article id -> the language stored for it ("" when unknown), for source lines."""
+        ids = list(dict.fromkeys(article_ids))[:100]
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT id, language FROM articles WHERE id IN ({marks})", ids
+            ).fetchall()
+        return {r[0]: r[1] or "" for r in rows}
+
     def _articles(self, clause: str, args: tuple[Any, ...]) -> list[ArticleRow]:
         with self._lock:
             rows = self.db.execute(

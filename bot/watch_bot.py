@@ -19,10 +19,11 @@ from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot import callbacks, render, render_feeds, sending
+from bot import callbacks, i18n, render, render_feeds, sending
 from bot.conversation import split_filters
 from bot.errors import InputError, NewsdeskError
 from bot.feeds_bot import push
+from bot.i18n import _
 from bot.services import Context, Services
 from bot.timeline import entry_of, timeline
 from bot.watches import Watch, WatchMatcher, WatchStore, check_new
@@ -59,10 +60,12 @@ async def on_watch(update: Update, context: Context) -> None:
         return
     text = " ".join(context.args or [])
     if not text.strip():
-        await sending.reply(message, render_feeds.WATCH_USAGE)
+        await sending.reply(message, _(render_feeds.WATCH_USAGE))
         return
     user_id, chat_id = ids(message)
-    watch = await asyncio.to_thread(watch_store(context.bot_data).add, user_id, chat_id, text)
+    store = watch_store(context.bot_data)
+    watch = await asyncio.to_thread(store.add, user_id, chat_id, text)
+    await asyncio.to_thread(store.set_language, user_id, i18n.language())  # for its alerts
     await sending.reply(message, render_feeds.watching(watch))
 
 
@@ -81,7 +84,9 @@ async def on_unwatch(update: Update, context: Context) -> None:
         return
     arg = (context.args or [""])[0]
     if not (arg.isdigit() and len(arg) < 12):
-        raise InputError(f"{arg[:20]!r} is not a watch id: /watches lists yours")
+        raise InputError(
+            _("{value} is not a watch id: /watches lists yours").format(value=repr(arg[:20]))
+        )
     store = watch_store(context.bot_data)
     watch = await asyncio.to_thread(store.remove, ids(message)[0], int(arg))
     await sending.reply(message, render_feeds.unwatched(watch))
@@ -94,7 +99,7 @@ async def on_timeline(update: Update, context: Context) -> None:
         return
     query, filters = split_filters(" ".join(context.args or []))
     if not query:
-        await sending.reply(message, render_feeds.TIMELINE_USAGE)
+        await sending.reply(message, _(render_feeds.TIMELINE_USAGE))
         return
     svc = context.bot_data
     wait = svc.limiter.wait(message.from_user.id) if message.from_user else 0.0
@@ -119,15 +124,15 @@ async def on_timeline_button(update: Update, context: Context) -> None:
     payload = callbacks.parse(query.data)
     message = query.message if isinstance(query.message, Message) else None
     if not isinstance(payload, callbacks.TimelinePage) or message is None:
-        await query.answer(render.NOTICE_INVALID)
+        await query.answer(_(render.NOTICE_INVALID))
         return
     stored = await asyncio.to_thread(watch_store(context.bot_data).timeline, payload.timeline_id)
     if stored is None:
-        await query.answer("That timeline is no longer available: ask again.")
+        await query.answer(_("That timeline is no longer available: ask again."))
         return
     chat_id, text, entries = stored
     if chat_id != message.chat_id:
-        await query.answer(render.NOTICE_OTHER_CHAT)
+        await query.answer(_(render.NOTICE_OTHER_CHAT))
         return
     await query.answer()
     parts, keyboard = render_feeds.timeline_html(
@@ -147,15 +152,16 @@ async def on_digest(update: Update, context: Context) -> None:
     store = watch_store(svc)
     if arg == "off":
         await asyncio.to_thread(store.set_digest, user_id, chat_id, None)
-        await sending.reply(message, render_feeds.DIGEST_OFF)
+        await sending.reply(message, _(render_feeds.DIGEST_OFF))
         return
     match = HHMM.fullmatch(arg)
     if match is None:
-        await sending.reply(message, render_feeds.DIGEST_USAGE)
+        await sending.reply(message, _(render_feeds.DIGEST_USAGE))
         return
     hhmm = f"{int(match[1]):02d}:{match[2]}"
     zone(svc)  # a bad NEWSDESK_TIMEZONE is said now, not at digest time
     await asyncio.to_thread(store.set_digest, user_id, chat_id, hhmm)
+    await asyncio.to_thread(store.set_language, user_id, i18n.language())
     await sending.reply(message, render_feeds.digest_set(hhmm, svc.settings.timezone))
 
 
@@ -187,7 +193,10 @@ async def check_watches(app: Application) -> int:
     sent = 0
     for match in pushes:
         try:
-            await push(app.bot, match.watch.chat_id, render_feeds.push_html(match))
+            language = await asyncio.to_thread(store.language, match.watch.user_id)
+            with i18n.speaking(language):
+                parts = render_feeds.push_html(match)
+            await push(app.bot, match.watch.chat_id, parts)
             sent += 1
         except TelegramError as exc:  # a blocked bot, a deleted chat: the digest still has it
             log.warning("could not push watch %d: %s", match.watch.id, exc)
@@ -214,7 +223,9 @@ async def send_digests(app: Application) -> int:
         matches = await asyncio.to_thread(store.digest_matches, user_id, last)
         if matches and allowed(svc, Watch(0, user_id, chat_id, "")):
             try:
-                await push(app.bot, chat_id, render_feeds.digest_html(matches))
+                with i18n.speaking(await asyncio.to_thread(store.language, user_id)):
+                    parts = render_feeds.digest_html(matches)
+                await push(app.bot, chat_id, parts)
                 sent += 1
             except TelegramError as exc:
                 log.warning("could not send a digest: %s", exc)

@@ -24,6 +24,7 @@ from bot.answer import ExtractiveComposer
 from bot.conversation import split_filters
 from bot.embed import Embedder
 from bot.errors import InputError, NotFound
+from bot.i18n import _
 from bot.models import Filters, Passage
 from bot.store import ArticleRow, Store
 
@@ -53,6 +54,9 @@ CREATE TABLE IF NOT EXISTS digests (
     user_id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, hhmm TEXT NOT NULL, last REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- the user's Telegram language when they last set a watch or digest: alerts and digests are
+-- sent with no message of theirs to say it
+CREATE TABLE IF NOT EXISTS languages (user_id INTEGER PRIMARY KEY, code TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS timelines (
     id INTEGER PRIMARY KEY AUTOINCREMENT, chat_id INTEGER NOT NULL, query TEXT NOT NULL,
     entries TEXT NOT NULL, at REAL NOT NULL
@@ -113,13 +117,15 @@ class WatchStore:
 
     def add(self, user_id: int, chat_id: int, text: str) -> Watch:
         text = " ".join(text.split())
-        query, _ = split_filters(text)  # a bad filter is refused here, with its reason
+        query = split_filters(text)[0]  # a bad filter is refused here, with its reason
         if not query:
-            raise InputError("say what to watch: /watch wind farm Kestrel Bay source:Reuters")
+            raise InputError(_("say what to watch: /watch wind farm Kestrel Bay source:Reuters"))
         if len(text) > MAX_QUERY:
-            raise InputError(f"a watch is at most {MAX_QUERY} characters")
+            raise InputError(_("a watch is at most {n} characters").format(n=MAX_QUERY))
         if len(self.of_user(user_id)) >= MAX_WATCHES:
-            raise InputError(f"you have {MAX_WATCHES} watches: remove one with /unwatch ID")
+            raise InputError(
+                _("you have {n} watches: remove one with /unwatch ID").format(n=MAX_WATCHES)
+            )
         cursor = self._write(
             "INSERT INTO watches (user_id, chat_id, text, created) VALUES (?,?,?,?)",
             user_id,
@@ -133,7 +139,7 @@ class WatchStore:
         """Remove one of the user's own watches (another's is "not found", not "forbidden")."""
         found = [w for w in self.of_user(user_id) if w.id == watch_id]
         if not found:
-            raise NotFound(f"you have no watch {watch_id}: /watches lists yours")
+            raise NotFound(_("you have no watch {id}: /watches lists yours").format(id=watch_id))
         self.drop(watch_id)
         return found[0]
 
@@ -150,6 +156,7 @@ class WatchStore:
                 "DELETE FROM matches WHERE watch_id IN (SELECT id FROM watches WHERE user_id=?)",
                 "DELETE FROM watches WHERE user_id=?",
                 "DELETE FROM digests WHERE user_id=?",
+                "DELETE FROM languages WHERE user_id=?",
             ):
                 gone += self.db.execute(sql, (user_id,)).rowcount
         return gone
@@ -258,6 +265,19 @@ class WatchStore:
             hhmm,
             self.clock(),
         )
+
+    def set_language(self, user_id: int, code: str) -> None:
+        self._write(
+            "INSERT INTO languages VALUES (?,?) "
+            "ON CONFLICT(user_id) DO UPDATE SET code=excluded.code",
+            user_id,
+            code[:16],
+        )
+
+    def language(self, user_id: int) -> str:
+        """The language to write to this user in ("" when never told: English)."""
+        rows = self._rows("SELECT code FROM languages WHERE user_id=?", user_id)
+        return str(rows[0][0]) if rows else ""
 
     def digests(self) -> list[tuple[int, int, str, float]]:
         rows = self._rows("SELECT user_id, chat_id, hhmm, last FROM digests")

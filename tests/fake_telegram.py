@@ -283,6 +283,9 @@ class FakeTelegram:
         self.inline_answers: dict[str, JSON] = {}  # inline query id -> answer, results parsed
         self.chat_actions: list[tuple[int, str]] = []  # (chat_id, action)
         self.commands: list[JSON] = []  # the last setMyCommands list
+        # A user's Telegram language_code (what their app is set to); "en" unless set here,
+        # None: the field is left out, as Telegram does for some clients.
+        self.languages: dict[int, str | None] = {}
         self.deleted: list[tuple[int, int]] = []  # (chat_id, message_id) deleted by the bot
         self.webhook: JSON = {}
         self.polled_offsets: list[int] = []  # the offset of every getUpdates call, in order
@@ -538,10 +541,14 @@ class FakeTelegram:
     def _bot_from(self) -> JSON:  # Message.from of the bot's messages (no getMe-only fields)
         return {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
 
-    @staticmethod
-    def _user(user_id: int, username: str | None, first_name: str) -> JSON:
+    def _user(self, user_id: int, username: str | None, first_name: str) -> JSON:
         user: JSON = {"id": user_id, "is_bot": False, "first_name": first_name}
-        return user | ({"username": username} if username else {}) | {"language_code": "en"}
+        language = self.languages.get(user_id, "en")
+        return (
+            user
+            | ({"username": username} if username else {})
+            | ({"language_code": language} if language else {})
+        )
 
     def _touch_chat(self, user: JSON, chat_id: int | None, chat_type: str) -> JSON:
         if chat_type == "private":

@@ -23,7 +23,7 @@ from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of, set
 from conftest import CORPUS, run_cli, settings_for
 from fake_telegram import FakeTelegram
 
-from bot import privacy, private, render
+from bot import privacy, private, render, render_privacy
 from bot.desk import Desk
 from bot.embed import Embedder
 from bot.journal import Journal
@@ -135,7 +135,7 @@ async def test_privacy_then_forget_leaves_nothing_about_the_user(
         prompt = await tg.wait_for(reply_to(asked))
         delete = buttons(prompt)["Delete"]
         pressed = tg.press_button(OTHER, prompt["message_id"], delete, GROUP)
-        assert (await tg.wait_answered(pressed))["text"] == render.NOTICE_NOT_YOURS
+        assert (await tg.wait_answered(pressed))["text"] == render_privacy.NOTICE_NOT_YOURS
         forged = tg.press_button(OTHER, prompt["message_id"], "forget:x", GROUP, forged=True)
         assert (await tg.wait_answered(forged))["text"] == render.NOTICE_INVALID
         await settled(tg, app, tg.last_update_id)
@@ -147,7 +147,7 @@ async def test_privacy_then_forget_leaves_nothing_about_the_user(
         done = await tg.wait_for(
             lambda e: e["method"] == "editMessageText" and e["message_id"] == prompt["message_id"]
         )
-        assert done["text"] == render.forgotten(4, 2)
+        assert done["text"] == render_privacy.forgotten(4, 2)
         assert all(UID not in memory._by_user for memory in app.chat_data.values())
     assert list(rows_naming(index, UID, SECRET)) == []
     assert files_containing(index, SECRET) == []
@@ -164,7 +164,7 @@ async def test_forget_cancel_keeps_everything(tg: FakeTelegram, own_desk: Desk) 
         prompt = await tg.wait_for(reply_to(tg.send_text(user, "/forget")))
         pressed = tg.press_button(user, prompt["message_id"], buttons(prompt)["Cancel"])
         await tg.wait_answered(pressed)
-        await tg.wait_for(lambda e: e["text"] == render.FORGET_CANCELLED)
+        await tg.wait_for(lambda e: e["text"] == render_privacy.FORGET_CANCELLED)
         assert journal.held_about(user)["answers"] == 1
 
 
@@ -178,7 +178,7 @@ async def test_forget_keeps_an_admins_audit_rows(tg: FakeTelegram, own_desk: Des
         assert "your admin actions stay in the audit log" in prompt["text"]
         pressed = tg.press_button(ADMIN, prompt["message_id"], buttons(prompt)["Delete"])
         await tg.wait_answered(pressed)
-        await tg.wait_for(lambda e: e["text"].startswith("Done: deleted 1 stored rows"))
+        await tg.wait_for(lambda e: e["text"].startswith("Done: deleted 1 stored row about you."))
         assert journal.held_about(ADMIN) == {"answers": 0, "feedback": 0, "audit": 1}
 
 
