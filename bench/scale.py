@@ -411,7 +411,7 @@ def write_report(
                 f"{m['keyword_p50'] * ms:.0f}{kw95} | {m['dense_p50'] * ms:.0f} | {peak} | "
                 f"{r['disk_mb']:.0f} | "
                 + (f"{m['ingest_articles_s']:.2f}" if "ingest_articles_s" in m else "–")
-                + f" | {r['load_chunks_s']:.0f} | {load} |"
+                + f" | {r['load_chunks_s'] or 0:.0f} | {load} |".replace("| 0 |", "| – |")
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
