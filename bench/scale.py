@@ -382,7 +382,10 @@ def write_report(
         "*before* are the previous code's run (its own machine load), for comparison. load: the "
         "1-minute load average when that measurement ended (2 cores: above 2, other jobs were "
         "competing for them). *old query*: the previous keyword query (every word, joined per "
-        "row) timed in the same process right after the current one, on the same questions.",
+        "row) timed in the same process right after the current one, on the same questions. "
+        "The *before* rows' 10k peak memory (1549 MB) was the parent's ru_maxrss, wrongly "
+        "inherited; peaks are now each process's own VmHWM. The *before* run's 1M measurement "
+        "never ran (its bench called a Desk method since removed).",
         "",
         "| chunks | code | mode | open + first answer s | retrieval p50 / p95 ms |"
         " answer p50 / p95 ms | keyword p50 / p95 ms | dense p50 ms |"
@@ -419,35 +422,39 @@ def write_report(
 
 
 def plot(rows: list[dict[str, Any]], before: list[dict[str, Any]], path: Path) -> None:
+    """Embedded mode (the targets' mode): now solid, the baseline run dotted, one colour a
+    measure; the old keyword query timed in the same run as "keyword, old query"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for code, runs, width in (("now", rows, 2.0), ("before", before, 0.8)):
-        for mode, style in (("embedded", "-"), ("server", "--")):
-            pts = [(r["size"], r[mode]) for r in runs if r.get(mode)]
-            if not pts:
-                continue
-            sizes = [p[0] for p in pts]
-            for key in ("answer", "keyword"):
-                for q, marker in (("p50", "o"), ("p95", "^")):
-                    if f"{key}_{q}" not in pts[0][1]:
-                        continue
-                    ax.plot(
-                        sizes,
-                        [p[1][f"{key}_{q}"] * 1000 for p in pts],
-                        style,
-                        marker=marker,
-                        linewidth=width,
-                        label=f"{key} {q} ({mode}, {code})",
-                    )
+    measures = [
+        ("answer_p95", "answer p95", "tab:red"),
+        ("answer_p50", "answer p50", "tab:orange"),
+        ("retrieval_p50", "retrieval p50", "tab:blue"),
+        ("keyword_p50", "keyword p50", "tab:green"),
+        ("joined_p50", "keyword p50, old query", "tab:olive"),
+        ("dense_p50", "vector search p50", "tab:purple"),
+    ]
+    for code, runs, style in (("now", rows, "-"), ("before", before, ":")):
+        for key, label, colour in measures:
+            pts = [(r["size"], r["embedded"][key]) for r in runs if key in r.get("embedded", {})]
+            if pts:
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] * 1000 for p in pts],
+                    style,
+                    marker="o",
+                    color=colour,
+                    label=f"{label} ({code})",
+                )
     ax.set_yscale("log")
     ax.set_xscale("log")
     ax.set_xlabel("chunks in the index")
     ax.set_ylabel("ms per question")
-    ax.set_title("Newsdesk latency against index size (one question at a time)")
+    ax.set_title("Latency against index size, embedded Chroma, one question at a time")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
