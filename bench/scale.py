@@ -1,7 +1,7 @@
 """Scale: retrieval and answer latency, disk, memory, open time and ingest rate at 10k-1M chunks.
 
     .venv/bin/python bench/scale.py ../shared/dev-eval --work /work/scale-work \
-        [--sizes 10000,100000,1000000] [--seed-articles 200]
+        [--sizes 10000,100000,1000000] [--seed-articles 200] [--remeasure] [--baseline OLD.jsonl]
 
 Embedding a million chunks on 2 cores takes hours, so the big indexes are grown from a real seed:
 the first --seed-articles RealTime QA articles are ingested by the real pipeline (their chunk
@@ -12,6 +12,12 @@ seed vector plus Gaussian noise (sigma per dimension, --noise), renormalised. On
 in steps and measured at each size, embedded, then through a `chroma run` server on the same
 files. Every measurement runs in a fresh process (open time and peak memory are its own).
 Writes bench/results/scale.md and scale.png.
+
+Each size's figures are appended to WORK/scale-results.jsonl and a size already there is not
+measured again. To measure with new code: `--remeasure` (the grown index must not have grown
+past the size: it only grows), or a fresh --work folder (copy WORK/seed/ into it to skip the
+seed ingest; copy a bigger WORK/grown/ in to measure that size without growing it again).
+`--baseline` puts an earlier run's rows (its scale-results.jsonl) in the table as "before".
 """
 
 from __future__ import annotations
@@ -35,7 +41,17 @@ import numpy as np
 from common import ROOT, machine, parse_day, percentile, read_jsonl, settings_for, write_jsonl
 
 from bot.desk import Desk
+from bot.keyword import POSTINGS_BUDGET
 from bot.models import Filters
+from bot.query import keyword_query
+
+# The keyword query before bot/keyword.py (every term, joined per row), timed in the same
+# process right after the current one: the baseline of the keyword side's speed-up.
+JOINED = (
+    "SELECT f.chunk_id, -bm25(chunks_fts, 0.0, 2.0, 1.0) AS score FROM chunks_fts f "
+    "JOIN chunks c ON c.id = f.chunk_id JOIN articles a ON a.id = c.article_id "
+    "WHERE chunks_fts MATCH ? ORDER BY score DESC LIMIT ?"
+)
 
 
 def seed(dev_eval: Path, work: Path, n: int) -> tuple[Desk, list[dict[str, Any]]]:
@@ -173,11 +189,11 @@ def measure(args: argparse.Namespace) -> None:
     first = time.perf_counter()
     desk.ask(questions[0]["question"])
     opened = {"open_s": first - t0, "first_answer_s": time.perf_counter() - t0}
-    retrieval, answers, keyword, dense = [], [], [], []
+    retrieval, answers, keyword, dense, joined = [], [], [], [], []
     for q in questions[1:]:
         filters = Filters(as_of=parse_day(q["question_date"]))
         start = time.perf_counter()
-        vector, _ = desk.retrieve(q["question"], filters)
+        vector, _ = desk.retriever.retrieve(q["question"], filters)
         retrieval.append(time.perf_counter() - start)
         start = time.perf_counter()
         desk.ask(q["question"], filters)
@@ -188,12 +204,20 @@ def measure(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         desk.store.dense_search(vector, 30, filters)
         dense.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        desk.store.db.execute(JOINED, (keyword_query(q["question"]), 30)).fetchall()
+        joined.append(time.perf_counter() - start)
     result: dict[str, Any] = {**opened, "chunks": desk.store.count_chunks()}
     for name, values in [("retrieval", retrieval), ("answer", answers)]:
         result[f"{name}_p50"] = statistics.median(values)
         result[f"{name}_p95"] = percentile(values, 95)
     result["keyword_p50"] = statistics.median(keyword)
+    result["keyword_p95"] = percentile(keyword, 95)
     result["dense_p50"] = statistics.median(dense)
+    result["dense_p95"] = percentile(dense, 95)
+    result["joined_p50"] = statistics.median(joined)
+    result["joined_p95"] = percentile(joined, 95)
+    result["load"] = os.getloadavg()[0]
     result["peak_mb"] = peak_mb("self")
     if args.ingest:  # after the peak of answering: a big ingest batch may load torch
         start = time.perf_counter()
@@ -268,6 +292,8 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.01, help="sigma per dimension")
     ap.add_argument("--questions", type=int, default=41)
     ap.add_argument("--no-server", action="store_true")
+    ap.add_argument("--remeasure", action="store_true", help="measure sizes already measured")
+    ap.add_argument("--baseline", type=Path, help="an earlier run's scale-results.jsonl")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--url", default="", help=argparse.SUPPRESS)
     ap.add_argument("--ingest", type=Path, help=argparse.SUPPRESS)
@@ -286,11 +312,19 @@ def main() -> None:
     done = {r["size"]: r for r in read_jsonl(results)} if results.exists() else {}
     target = args.work / "grown"
     for k, size in enumerate(int(s) for s in args.sizes.split(",")):
-        if size in done:
+        if size in done and not args.remeasure:
             rows.append(done[size])
             continue
+        have = count_chunks(target)
+        if have > size * 1.05:
+            raise SystemExit(
+                f"{target} already holds {have} chunks (it only grows): measure {size} in a "
+                "fresh --work folder (copy the seed/ folder into it to skip the seed ingest)"
+            )
         print(f"growing to {size} chunks", flush=True)
         load_rate = grow(target, seed_desk, size, args.noise, rng)
+        if size in done and not load_rate:
+            load_rate = done[size]["load_chunks_s"]  # not grown now: keep the build's rate
         batch = args.work / f"new-{size}.jsonl"
         write_jsonl(batch, held_out[k * 20 : (k + 1) * 20])
         row: dict[str, Any] = {"size": size, "load_chunks_s": load_rate}
@@ -300,14 +334,24 @@ def main() -> None:
             log = results.with_suffix(".log")
             row["server"] = server_measure(target, args.dev_eval, args.questions, log)
         rows.append(row)
-        with results.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        done[size] = row
+        write_jsonl(results, sorted(done.values(), key=lambda r: r["size"]))
         print(json.dumps(row), flush=True)
         write_report(args, rows, seed_stats)
     seed_desk.store.close()
     write_report(args, rows, seed_stats)
     if args.work.joinpath("grown").exists() and os.environ.get("SCALE_KEEP") == "0":
         shutil.rmtree(args.work / "grown")
+
+
+def count_chunks(grown: Path) -> int:
+    import sqlite3
+
+    db = grown / "index" / "newsdesk.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT max(rowid) FROM chunks_fts").fetchone()[0] or 0)
 
 
 def write_report(
@@ -333,57 +377,84 @@ def write_report(
         "extractive. Ingest rate: 20 new real articles (not in the seed) into the index of that "
         "size, embedded mode.",
         "",
-        "| chunks | mode | open + first answer s | retrieval p50 / p95 ms | answer p50 / p95 ms |"
-        " keyword p50 ms | dense p50 ms | peak MB answering (bot / server) | disk MB |"
-        " ingest articles/s | bulk load chunks/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Keyword side: the question's words rarest first while their postings fit in "
+        f"{POSTINGS_BUDGET:,} rows, ranked on the FTS table alone (bot/keyword.py). Rows marked "
+        "*before* are the previous code's run (its own machine load), for comparison. load: the "
+        "1-minute load average when that measurement ended (2 cores: above 2, other jobs were "
+        "competing for them). *old query*: the previous keyword query (every word, joined per "
+        "row) timed in the same process right after the current one, on the same questions. "
+        "The *before* rows' 10k peak memory (1549 MB) was the parent's ru_maxrss, wrongly "
+        "inherited; peaks are now each process's own VmHWM. The *before* run's 1M measurement "
+        "never ran (its bench called a Desk method since removed).",
+        "",
+        "| chunks | code | mode | open + first answer s | retrieval p50 / p95 ms |"
+        " answer p50 / p95 ms | keyword p50 / p95 ms | dense p50 ms |"
+        " peak MB answering (bot / server) | disk MB | ingest articles/s | bulk load chunks/s |"
+        " load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    before = read_jsonl(args.baseline) if args.baseline and args.baseline.exists() else []
+    tagged = [(r, "before") for r in before] + [(r, "now") for r in rows]
+    for r, code in sorted(tagged, key=lambda x: (x[0]["size"], x[1] == "now")):
         for mode in ("embedded", "server"):
             m = r.get(mode)
             if not m:
                 continue
             peak = f"{m['peak_mb']:.0f}"
             peak += f" / {m['server_peak_mb']:.0f}" if mode == "server" else ""
+            kw95 = f" / {m['keyword_p95'] * ms:.0f}" if "keyword_p95" in m else ""
+            if "joined_p50" in m:
+                kw95 += f" (old query: {m['joined_p50'] * ms:.0f} / {m['joined_p95'] * ms:.0f})"
+            load = f"{m['load']:.1f}" if "load" in m else "–"
             lines.append(
-                f"| {r['size']:,} | {mode} | {m['first_answer_s']:.1f} | "
+                f"| {r['size']:,} | {'**now**' if code == 'now' else '*before*'} | {mode} | "
+                f"{m['first_answer_s']:.1f} | "
                 f"{m['retrieval_p50'] * ms:.0f} / {m['retrieval_p95'] * ms:.0f} | "
                 f"{m['answer_p50'] * ms:.0f} / {m['answer_p95'] * ms:.0f} | "
-                f"{m['keyword_p50'] * ms:.1f} | {m['dense_p50'] * ms:.1f} | {peak} | "
+                f"{m['keyword_p50'] * ms:.0f}{kw95} | {m['dense_p50'] * ms:.0f} | {peak} | "
                 f"{r['disk_mb']:.0f} | "
                 + (f"{m['ingest_articles_s']:.2f}" if "ingest_articles_s" in m else "–")
-                + f" | {r['load_chunks_s']:.0f} |"
+                + f" | {r['load_chunks_s'] or 0:.0f} | {load} |".replace("| 0 |", "| – |")
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
-    plot(rows, args.out.with_suffix(".png"))
+    plot(rows, before, args.out.with_suffix(".png"))
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(rows: list[dict[str, Any]], before: list[dict[str, Any]], path: Path) -> None:
+    """Embedded mode (the targets' mode): now solid, the baseline run dotted, one colour a
+    measure; the old keyword query timed in the same run as "keyword, old query"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for mode, style in (("embedded", "-"), ("server", "--")):
-        pts = [(r["size"], r[mode]) for r in rows if r.get(mode)]
-        if not pts:
-            continue
-        sizes = [p[0] for p in pts]
-        for key, label in (("answer", "answer"), ("retrieval", "retrieval")):
-            for q, marker in (("p50", "o"), ("p95", "^")):
+    measures = [
+        ("answer_p95", "answer p95", "tab:red"),
+        ("answer_p50", "answer p50", "tab:orange"),
+        ("retrieval_p50", "retrieval p50", "tab:blue"),
+        ("keyword_p50", "keyword p50", "tab:green"),
+        ("joined_p50", "keyword p50, old query", "tab:olive"),
+        ("dense_p50", "vector search p50", "tab:purple"),
+    ]
+    for code, runs, style in (("now", rows, "-"), ("before", before, ":")):
+        for key, label, colour in measures:
+            pts = [(r["size"], r["embedded"][key]) for r in runs if key in r.get("embedded", {})]
+            if pts:
                 ax.plot(
-                    sizes,
-                    [p[1][f"{key}_{q}"] * 1000 for p in pts],
+                    [p[0] for p in pts],
+                    [p[1] * 1000 for p in pts],
                     style,
-                    marker=marker,
-                    label=f"{label} {q} ({mode})",
+                    marker="o",
+                    color=colour,
+                    label=f"{label} ({code})",
                 )
+    ax.set_yscale("log")
     ax.set_xscale("log")
     ax.set_xlabel("chunks in the index")
     ax.set_ylabel("ms per question")
-    ax.set_title("Newsdesk latency against index size (one question at a time)")
+    ax.set_title("Latency against index size, embedded Chroma, one question at a time")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
