@@ -76,6 +76,7 @@ class ArticleRow:
     n_chunks: int
     state: str
     ingested_at: str
+    language: str = ""  # ISO 639-1 code, declared or detected; "" when unknown
 
 
 # BM25 weight of a word in the headline, relative to one in the chunk text.
@@ -258,11 +259,11 @@ class Store:
         with self._lock:
             rows = self.db.execute(
                 "SELECT id, path, content_hash, title, source, published, url, n_chunks, state, "
-                f"ingested_at FROM articles {clause}",
+                f"ingested_at, language FROM articles {clause}",
                 args,
             ).fetchall()
         return [
-            ArticleRow(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], r[7], r[8], r[9])
+            ArticleRow(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], r[7], r[8], r[9], r[10])
             for r in rows
         ]
 
