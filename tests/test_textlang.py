@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from bot.chunk import Chunker
 from bot.language import article_language, code_of
-from bot.models import Article
+from bot.models import Article, Chunk, Passage
+from bot.sentences import sentence_spans
 from tests.articles_intl import ARTICLES
 from tests.conftest import MakeDesk, run_cli
 
@@ -108,3 +114,124 @@ def test_pasted_article_gets_its_language(make_desk: MakeDesk) -> None:
     report = desk.ingestor.ingest_articles([Article(title=title, text=text)])
     row = desk.store.article(report.added[0].id)
     assert row is not None and row.language == "uk"
+
+
+# -- sentences -------------------------------------------------------------------------------
+
+SENTENCES = {
+    "tr": [
+        "Dışişleri Bakanı Dr. Ahmet Yılmaz, 14 Mart'ta İstanbul'da düzenlenen zirvede konuştu.",
+        "Yılmaz, Türkiye'nin Karadeniz'de istikrarı korumak için 3. kez arabuluculuk yapmaya "
+        "hazır olduğunu söyledi.",
+        "Toplantıya Rusya ve Ukrayna'dan heyetler katıldı.",
+    ],
+    "uk": [
+        "Міністр оборони України О. Резніков 3 лютого відвідав Анкару.",
+        "Сторони підписали угоду про спільне виробництво безпілотників «Байрактар» на "
+        "території України, повідомило Міноборони.",
+    ],
+    "ru": [
+        "Министр иностранных дел Турции М. Чавушоглу 12 марта прибыл в Москву.",
+        "Переговоры длились около 3,5 ч. и прошли, по словам дипломатов, «в деловой атмосфере».",
+        "Стороны обсудили поставку второй партии систем С-400, т. е. ещё четырёх дивизионов.",
+    ],
+    "de": [
+        "Verteidigungsminister Dr. Klaus Berger sagte am 5. März in Berlin, die Gespräche seien "
+        "weit fortgeschritten.",
+        "Die Kosten liegen bei ca. 1,2 Mrd. Euro.",
+        "Kritik kam u. a. von der Opposition.",
+    ],
+}
+
+
+@pytest.mark.parametrize("code", sorted(SENTENCES))
+def test_sentences_end_where_the_language_ends_them(code: str) -> None:
+    """Abbreviations, initials, ordinals and decimals do not end a sentence."""
+    text = " ".join(SENTENCES[code])
+    assert [text[s:e].strip() for s, e in sentence_spans(text, code)] == SENTENCES[code]
+
+
+def test_english_splitting_is_unchanged() -> None:
+    text = "Mr. Smith went to Washington. He arrived at 3.30 p.m. on Monday. It rained."
+    pieces = [text[s:e].strip() for s, e in sentence_spans(text, "")]
+    assert pieces == [
+        "Mr. Smith went to Washington.",
+        "He arrived at 3.30 p.m. on Monday.",
+        "It rained.",
+    ]
+
+
+WORDS = st.sampled_from(
+    [
+        "Dr.",
+        "İstanbul'da",
+        "3.",
+        "kez",
+        "т. е.",
+        "ещё",
+        "пʼять",
+        "М.",
+        "Straße",
+        "u. a.",
+        "…",
+        "«Так»",
+        "?!",
+        "2,5",
+        "\n",
+        "\n\n",
+        "A.",
+        "e\u0301",
+        "Ё",
+        "ılık",
+        "—",
+        '"Yes."',
+        "x",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.lists(WORDS, max_size=60).map(" ".join),
+        st.lists(st.one_of(WORDS, st.text(max_size=5)), max_size=40).map("".join),
+    ),
+    st.sampled_from(["", "en", "de", "ru", "uk", "tr", "xx"]),
+)
+def test_sentence_spans_cover_the_text_in_order(text: str, code: str) -> None:
+    spans = sentence_spans(text, code)
+    if not text:
+        assert spans == []
+        return
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert all(s < e for s, e in spans)
+    assert "".join(text[s:e] for s, e in spans) == text
+    for _, cut in spans[:-1]:  # never inside a word, never before a combining mark
+        assert not (text[cut - 1].isalnum() and text[cut].isalnum())
+        assert not unicodedata.category(text[cut]).startswith("M")
+
+
+def test_quotes_are_whole_sentences_of_the_articles_language() -> None:
+    from bot.answer import split_sentences
+
+    text = " ".join(SENTENCES["uk"])
+    chunk = Chunk("a:0:x", "a", 0, 100, 100 + len(text), text)
+    passage = Passage(chunk, "t", "s", None, "", language="uk")
+    sentences = split_sentences(passage)
+    assert [s.text for s in sentences] == SENTENCES["uk"]
+    for s in sentences:  # offsets into the article, exact
+        assert text[s.start - 100 : s.end - 100] == s.text
+
+
+def test_chunks_are_cut_between_sentences_of_the_articles_language() -> None:
+    """A paragraph longer than a chunk is cut at sentence ends, not after "Dr." or "3."."""
+    text = " ".join(SENTENCES["tr"] * 6)
+    chunker = Chunker(lambda s: len(s.split()), max_tokens=40, overlap_tokens=0)
+    chunks = chunker.chunk(Article(title="t", text=text, language="tr", id="a"))
+    assert len(chunks) > 2
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
+        assert chunk.text.endswith("."), chunk.text
+        assert not chunk.text.endswith(("Dr.", "3.")), chunk.text
