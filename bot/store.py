@@ -21,14 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from bot import private
+from bot import fts, private
 from bot.chroma import open_collection
 from bot.errors import IndexUnavailable, StorageError, storage_problem
 from bot.models import Article, Chunk, Filters, Passage
 from bot.query import chroma_where, date_key, keyword_query, sql_filters
 
 log = logging.getLogger(__name__)
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
     path TEXT NOT NULL,
@@ -52,11 +53,10 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    chunk_id UNINDEXED, title, text, tokenize = 'porter unicode61 remove_diacritics 2'
-);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+    + fts.SCHEMA
+)  # the keyword index: one FTS5 table for English, one for other languages
 # Article states: 'indexing' (being written; repair redoes it), 'ready', 'removing' (a takedown
 # in progress: hidden from answers; repair finishes it, never brings it back).
 HEX_PREFIX = re.compile(r"^[0-9a-f]{1,16}$")
@@ -100,6 +100,7 @@ class Store:
             self.db = private.connect(index_dir / "newsdesk.db")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            fts.upgrade(self.db)
         except sqlite3.DatabaseError as exc:
             problem = storage_problem(exc) or (
                 "" if os.access(index_dir, os.W_OK) else "the folder is read-only"
@@ -177,8 +178,7 @@ class Store:
                 [(c.id, c.article_id, c.ordinal, c.start, c.end, c.text) for c in chunks],
             )
             db.executemany(
-                "INSERT INTO chunks_fts (chunk_id, title, text) VALUES (?,?,?)",
-                [(c.id, article.title, c.text) for c in chunks],
+                *fts.rows_for(article.language, [(c.id, article.title, c.text) for c in chunks])
             )
             db.execute(
                 "UPDATE articles SET state='ready', n_chunks=? WHERE id=?",
@@ -188,11 +188,12 @@ class Store:
     def _delete_chunks(self, article_id: str) -> None:
         self.collection.delete(where={"article_id": article_id})
         with self._tx() as db:
-            db.execute(
-                "DELETE FROM chunks_fts WHERE chunk_id IN "
-                "(SELECT id FROM chunks WHERE article_id=?)",
-                (article_id,),
-            )
+            for table in fts.TABLES:
+                db.execute(
+                    f"DELETE FROM {table} WHERE chunk_id IN "
+                    "(SELECT id FROM chunks WHERE article_id=?)",
+                    (article_id,),
+                )
             db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
 
     def delete_article(self, article_id: str) -> None:
@@ -340,22 +341,28 @@ class Store:
         return found
 
     def keyword_search(self, text: str, k: int, filters: Filters) -> list[Passage]:
-        query = keyword_query(text)
-        if not query:
-            return []
+        """The best `k` chunks by BM25 over both keyword tables (English with its stemmer, the
+        other languages matched by word prefix: see bot/fts.py)."""
         conditions, args = sql_filters(filters)
-        sql = (
-            f"SELECT f.chunk_id, -bm25(chunks_fts, 0.0, {BM25_TITLE}, 1.0) AS score "
-            "FROM chunks_fts f "
-            "JOIN chunks c ON c.id = f.chunk_id JOIN articles a ON a.id = c.article_id "
-            f"WHERE chunks_fts MATCH ? {conditions} ORDER BY score DESC LIMIT ?"
-        )
-        with self._lock:
-            rows = self.db.execute(sql, (query, *args, k)).fetchall()
-        scores = dict(rows)
-        passages = self._passages([r[0] for r in rows])
+        scores: dict[str, float] = {}
+        for table in fts.TABLES:
+            query = keyword_query(text, prefixes=table != fts.ENGLISH)
+            if not query:
+                return []
+            sql = (
+                f"SELECT f.chunk_id, -bm25({table}, 0.0, {BM25_TITLE}, 1.0) AS score "
+                f"FROM {table} f "
+                "JOIN chunks c ON c.id = f.chunk_id JOIN articles a ON a.id = c.article_id "
+                f"WHERE {table} MATCH ? {conditions} ORDER BY score DESC LIMIT ?"
+            )
+            with self._lock:
+                rows = self.db.execute(sql, (query, *args, k)).fetchall()
+            for chunk_id, score in rows:
+                scores[chunk_id] = max(float(score), scores.get(chunk_id, float("-inf")))
+        best = sorted(scores, key=lambda chunk_id: -scores[chunk_id])[:k]
+        passages = self._passages(best)
         for passage in passages:
-            passage.keyword = float(scores[passage.chunk.id])
+            passage.keyword = scores[passage.chunk.id]
         return sorted(passages, key=lambda p: -p.keyword)
 
     def passages_of(self, article_id: str) -> list[Passage]:
@@ -369,7 +376,8 @@ class Store:
         with self._lock:
             rows = self.db.execute(
                 'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, '
-                "a.source, a.published, a.url FROM chunks c JOIN articles a ON a.id = c.article_id "
+                "a.source, a.published, a.url, a.language "
+                "FROM chunks c JOIN articles a ON a.id = c.article_id "
                 f"WHERE c.id IN ({marks}) AND a.state = 'ready'",
                 tuple(chunk_ids),
             ).fetchall()
@@ -380,6 +388,7 @@ class Store:
                 source=r[7],
                 published=_date(r[8]),
                 url=r[9],
+                language=r[10],
             )
             for r in rows
         ]
