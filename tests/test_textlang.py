@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
+import sqlite3
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -11,9 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot import fts
 from bot.chunk import Chunker
+from bot.conversation import Conversation, FilterError, is_follow_up, split_filters
+from bot.desk import Desk
 from bot.language import article_language, code_of
-from bot.models import Article, Chunk, Passage
+from bot.models import Article, Chunk, Filters, Passage
+from bot.query import keyword_query, keyword_terms
 from bot.sentences import sentence_spans
 from tests.articles_intl import ARTICLES
 from tests.conftest import MakeDesk, run_cli
@@ -235,3 +243,246 @@ def test_chunks_are_cut_between_sentences_of_the_articles_language() -> None:
         assert text[chunk.start : chunk.end] == chunk.text
         assert chunk.text.endswith("."), chunk.text
         assert not chunk.text.endswith(("Dr.", "3.")), chunk.text
+
+
+# -- the keyword index -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def archive(make_desk: MakeDesk) -> Desk:
+    """One article per language, none declaring it."""
+    desk = make_desk()
+    report = desk.ingestor.ingest_articles(
+        [Article(title=title, text=text) for title, text in ARTICLES.values()]
+    )
+    assert len(report.added) == len(ARTICLES)
+    return desk
+
+
+def keyword_hits(desk: Desk, question: str) -> list[str]:
+    """The languages of the articles the keyword side finds, best first."""
+    languages = {title: code for code, (title, _) in ARTICLES.items()}
+    found = desk.store.keyword_search(question, 10, Filters())
+    return list(dict.fromkeys(languages[p.title] for p in found))
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        ("istanbul", "tr"),  # İstanbul'da
+        ("ISTANBUL", "tr"),
+        ("Turkiye", "tr"),  # Türkiye'nin
+        ("ılık", "tr"),  # ILIK: Turkish capital I is dotless
+        ("Kilic", "tr"),  # Kılıç'a
+        ("ТУРЦИИ", "ru"),  # Cyrillic case
+        ("Турция", "ru"),  # another form of "Турции": the prefix finds it
+        ("емкость", "ru"),  # Ёмкость
+        ("п'ять", "uk"),  # пʼять, written with U+02BC
+        ("Туреччини", "uk"),  # Туреччина
+        ("Strasse", "de"),  # Straße
+        ("gesprach", "de"),  # Gespräche
+    ],
+)
+def test_keyword_side_matches_across_case_diacritics_and_forms(
+    archive: Desk, question: str, language: str
+) -> None:
+    assert keyword_hits(archive, question)[:1] == [language]
+
+
+def test_english_keeps_its_stemmer_other_languages_do_not_get_it(archive: Desk) -> None:
+    assert keyword_hits(archive, "purchases")[:1] == ["en"]  # "purchase" via Porter
+    db = archive.store.db
+    english = {r[0] for r in db.execute("SELECT term FROM chunks_fts_vocab")}
+    other = {r[0] for r in db.execute("SELECT term FROM chunks_fts_intl_vocab")}
+    assert "purchas" in english and "gesprache" in other and "turkiye" in other
+    assert "gesprach" not in other  # what Porter would have made of it
+    assert not any("\u0400" <= ch <= "\u04ff" for term in english for ch in term)
+
+
+@pytest.fixture(autouse=True)
+def _vocab_tables(request: pytest.FixtureRequest) -> None:
+    """fts5vocab views over both tables, for the test that reads the index's terms."""
+    if "archive" not in request.fixturenames:
+        return
+    desk: Desk = request.getfixturevalue("archive")
+    for table in ("chunks_fts", "chunks_fts_intl"):
+        desk.store.db.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_vocab "
+            f"USING fts5vocab(main, {table}, 'row')"
+        )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=120), st.booleans())
+def test_any_question_is_a_valid_keyword_query(text: str, prefixes: bool) -> None:
+    """No user text makes FTS5 raise: every term is quoted and folded like the index."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(fts.SCHEMA)
+    db.execute("INSERT INTO chunks_fts_intl VALUES ('x', 'Türkiye', ?)", (fts.fold(text),))
+    query = keyword_query(text, prefixes=prefixes)
+    if query:
+        db.execute("SELECT * FROM chunks_fts_intl WHERE chunks_fts_intl MATCH ?", (query,))
+        db.execute("SELECT * FROM chunks_fts WHERE chunks_fts MATCH ?", (query,))
+    assert '"' not in "".join(keyword_terms(text))
+
+
+OLD_LAYOUT = """
+DROP TABLE chunks_fts_intl;
+DELETE FROM chunks_fts;
+INSERT INTO chunks_fts (chunk_id, title, text)
+    SELECT c.id, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id;
+UPDATE articles SET language = '';
+DELETE FROM meta WHERE key = 'fts_version';
+"""
+OPEN_STORE = """
+import os, sys
+from pathlib import Path
+from bot import fts
+real, calls = fts.fold, [0]
+def dying(text):
+    calls[0] += 1
+    if calls[0] > int(sys.argv[2]):
+        os._exit(9)  # killed in the middle of the upgrade
+    return real(text)
+fts.fold = dying
+from bot.store import Store
+Store(Path(sys.argv[1])).close()
+"""
+
+
+def fts_rows(index: Path) -> int:
+    db = sqlite3.connect(index / "newsdesk.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    count = sum(
+        db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("chunks_fts", "chunks_fts_intl")
+        if t in tables
+    )
+    db.close()
+    return int(count)
+
+
+def open_store(index: Path, die_after: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", OPEN_STORE, str(index), str(die_after)])
+
+
+def test_an_index_from_before_is_upgraded_in_place_and_survives_a_kill(
+    archive: Desk, make_desk: MakeDesk
+) -> None:
+    index = archive.settings.index_dir
+    chunks = archive.store.count_chunks()
+    archive.store.db.executescript(OLD_LAYOUT)
+    archive.store.close()
+    assert fts_rows(index) == chunks
+
+    # Killed half-way: the old index is untouched, nothing is half-upgraded.
+    assert open_store(index, die_after=3).wait(timeout=120) == 9
+    assert fts_rows(index) == chunks
+    db = sqlite3.connect(index / "newsdesk.db")
+    assert db.execute("SELECT value FROM meta WHERE key='fts_version'").fetchone() is None
+    db.close()
+
+    # Two processes open it at once: one upgrades, the other waits and finds it done.
+    both = [open_store(index, die_after=10**9) for _ in range(2)]
+    assert [p.wait(timeout=180) for p in both] == [0, 0]
+    assert fts_rows(index) == chunks
+
+    desk = make_desk()
+    assert keyword_hits(desk, "ılık")[:1] == ["tr"]
+    assert keyword_hits(desk, "Турция")[:1] == ["ru"]
+    languages = {r.title: r.language for r in desk.store.articles()}
+    assert languages == {title: code for code, (title, _) in ARTICLES.items()}
+
+
+# -- questions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "terms"),
+    [
+        ("Why did Turkey buy the S-400 in 2019?", ["turkey", "buy", "400", "2019"]),
+        ("What did the war cost?", ["war", "cost"]),  # "war" is German for "was", not here
+        ("Was war der Grund für die Lieferung?", ["grund", "lieferung"]),
+        ("Почему Турция покупает С-400?", ["турция", "покупает", "400"]),
+        ("Чому Туреччина купує С-400?", ["туреччина", "купує", "400"]),
+        ("Türkiye neden S-400 aldı?", ["türkiye", "400", "aldi"]),  # FTS5 folds the ü
+        ("İstanbul'da ne oldu?", ["istanbul"]),
+    ],
+)
+def test_questions_lose_their_languages_stopwords(question: str, terms: list[str]) -> None:
+    assert keyword_terms(question) == terms
+
+
+@pytest.mark.parametrize(
+    ("question", "follow_up"),
+    [
+        ("А что сказал Кремль?", True),
+        ("Что он сказал?", True),
+        ("І що відповів Київ?", True),
+        ("Що він сказав?", True),
+        ("Peki Ankara ne dedi?", True),
+        ("O ne dedi?", True),
+        ("Und was sagte Berlin?", True),
+        ("Was hat er gesagt?", True),
+        ("Почему Турция покупает российские ракеты С-400?", False),
+        ("Чому Туреччина купує російські ракети?", False),
+        ("Türkiye neden Rus füzeleri alıyor?", False),
+        ("Gibt es neue Sanktionen gegen Russland?", False),
+        ("and Ankara?", True),
+        ("Is this year's budget late?", False),
+    ],
+)
+def test_follow_ups_in_every_supported_language(question: str, follow_up: bool) -> None:
+    assert is_follow_up(question) is follow_up
+
+
+def test_a_follow_up_borrows_the_previous_questions_words() -> None:
+    chat = Conversation()
+    chat.remember("Почему Турция покупает С-400?")
+    standalone = chat.standalone("А что сказал Кремль?")
+    assert "Турция" in standalone and "покупает" in standalone and "Почему" not in standalone
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        'Что сказал Эрдоган? since:2025-01-01 source:"ТАСС"',
+        'Erdoğan ne dedi? since:2025-01-01 source:"ТАСС"',
+        'Що сказав Ердоган? source:"ТАСС" since:2025-01-01',
+    ],
+)
+def test_filters_work_inside_non_english_questions(question: str) -> None:
+    text, filters = split_filters(question)
+    assert filters.since == dt.date(2025, 1, 1) and filters.source == "ТАСС"
+    assert "since" not in text and "ТАСС" not in text and text.endswith("?")
+
+
+def test_a_bad_filter_in_a_non_english_question_is_a_clear_error() -> None:
+    with pytest.raises(FilterError, match="since:вчера is not a date"):
+        split_filters("Что сказал Эрдоган? since:вчера")
+
+
+LOADED = (
+    "import sys; from bot.query import keyword_query; keyword_query({!r}); "
+    "print('py3langid' in sys.modules)"
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "loads"),
+    [
+        ("Why did Turkey buy the S-400?", False),
+        ("Почему Турция покупает С-400?", False),
+        ("Was war der Grund?", True),  # "was"/"war": English or German? Only the model knows
+    ],
+)
+def test_the_language_model_loads_only_when_a_question_needs_it(question: str, loads: bool) -> None:
+    """Cold `newsdesk ask` stays fast: most questions never load the detector."""
+    out = subprocess.run(
+        [sys.executable, "-c", LOADED.format(question)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip() == str(loads)
