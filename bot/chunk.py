@@ -103,7 +103,7 @@ class Chunker:
 def _stops(text: str, start: int, end: int, separator: str, lang: str) -> list[int]:
     """Where the pieces of text[start:end] end when cut after each separator (or sentence)."""
     if separator == SENTENCES:
-        return [start + e for _, e in sentence_spans(text[start:end], lang)]
+        return [start + e for _, e in sentence_spans(text[start:end], lang, fast=True)]
     stops = []
     cut = text.find(separator, start, end)
     while cut >= 0:

@@ -24,6 +24,17 @@ ABBREVIATIONS: dict[str, frozenset[str]] = {
         """вул ім проф акад доц див напр тис млн млрд грн дол коп ст рр обл пл просп смт ген
         д-р канд зв тзв стор підп полк лейт кв буд""".split()  # noqa: SIM905
     ),
+    "ru": frozenset(
+        """гг ул им проф акад млн млрд тыс руб долл стр см др пр ст пос обл ген зам
+        тел""".split()  # noqa: SIM905
+    ),
+    "de": frozenset(
+        """bzw ca usw vgl ggf evtl inkl nr str mrd mio abs bspw sog zb tel jh""".split()  # noqa: SIM905
+    ),
+    "en": frozenset(
+        """jr sr gen gov sen rep lt col sgt capt corp inc ltd co jan feb aug sept oct nov dec
+        approx dept est fig""".split()  # noqa: SIM905
+    ),
 }
 GENERIC = frozenset(["dr", "prof", "mr", "mrs", "ms", "st", "no", "nr", "vs", "etc"])
 # Where a sentence may end: terminal marks, then closing quotes and brackets, then a space.
@@ -38,15 +49,18 @@ def pysbd_languages() -> frozenset[str]:
     return frozenset(LANGUAGE_CODES)
 
 
-def sentence_spans(text: str, language: str = "") -> list[Span]:
+def sentence_spans(text: str, language: str = "", fast: bool = False) -> list[Span]:
     """Consecutive spans (sentence + the blank space after it) from 0 to len(text).
 
     `language` is an ISO code; "" is taken as English. No cut falls inside a word.
+    `fast`: the rule set for every language, never pysbd (ten times faster; chunking uses it,
+    where a sentence end that pysbd would have placed better costs nothing visible).
     """
     if not text:
         return []
     code = language or "en"
-    raw = _pysbd_cuts(text, code) if code in pysbd_languages() else _rule_cuts(text, code)
+    precise = not fast and code in pysbd_languages()
+    raw = _pysbd_cuts(text, code) if precise else _rule_cuts(text, code)
     cuts = sorted({c for c in (_past_space(text, c) for c in raw) if _cuttable(text, c)})
     # A period before a lowercase word is an abbreviation pysbd did not know ("т. е. ещё").
     cuts = [c for c in cuts if not (text[c].islower() and text[:c].rstrip().endswith("."))]

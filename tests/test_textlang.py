@@ -152,11 +152,13 @@ SENTENCES = {
 }
 
 
+@pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("code", sorted(SENTENCES))
-def test_sentences_end_where_the_language_ends_them(code: str) -> None:
-    """Abbreviations, initials, ordinals and decimals do not end a sentence."""
+def test_sentences_end_where_the_language_ends_them(code: str, fast: bool) -> None:
+    """Abbreviations, initials, ordinals and decimals do not end a sentence (pysbd or rules)."""
     text = " ".join(SENTENCES[code])
-    assert [text[s:e].strip() for s, e in sentence_spans(text, code)] == SENTENCES[code]
+    spans = sentence_spans(text, code, fast=fast)
+    assert [text[s:e].strip() for s, e in spans] == SENTENCES[code]
 
 
 def test_english_splitting_is_unchanged() -> None:
@@ -206,9 +208,10 @@ WORDS = st.sampled_from(
         st.lists(st.one_of(WORDS, st.text(max_size=5)), max_size=40).map("".join),
     ),
     st.sampled_from(["", "en", "de", "ru", "uk", "tr", "xx"]),
+    st.booleans(),
 )
-def test_sentence_spans_cover_the_text_in_order(text: str, code: str) -> None:
-    spans = sentence_spans(text, code)
+def test_sentence_spans_cover_the_text_in_order(text: str, code: str, fast: bool) -> None:
+    spans = sentence_spans(text, code, fast=fast)
     if not text:
         assert spans == []
         return
