@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from common import ROOT, machine, parse_day, percentile, read_jsonl, settings_for, write_jsonl
 
+from bot import fts
 from bot.desk import Desk
 from bot.keyword import POSTINGS_BUDGET
 from bot.models import Filters
@@ -168,10 +169,16 @@ def _write(store: Any, part: list[tuple[dict[str, Any], str, str, str, np.ndarra
                 for i, (c, aid, *_) in zip(ids, part, strict=True)
             ],
         )
-        store.db.executemany(
-            "INSERT INTO chunks_fts (chunk_id, title, text) VALUES (?,?,?)",
-            [(i, c["title"], c["text"]) for i, (c, *_) in zip(ids, part, strict=True)],
-        )
+        for language in {c["language"] for c, *_ in part}:  # folded, in its language's table
+            sql, fts_rows = fts.rows_for(
+                language,
+                [
+                    (i, c["title"], c["text"])
+                    for i, (c, *_) in zip(ids, part, strict=True)
+                    if c["language"] == language
+                ],
+            )
+            store.db.executemany(sql, fts_rows)
         store.db.execute(
             "UPDATE articles SET n_chunks = (SELECT count(*) FROM chunks WHERE article_id = "
             "articles.id) WHERE content_hash = 'scale' AND n_chunks = 0"

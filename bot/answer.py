@@ -21,6 +21,7 @@ from bot.embed import Embedder
 from bot.i18n import N_
 from bot.models import Answer, Citation, Passage
 from bot.query import STOPWORDS
+from bot.sentences import sentence_spans
 
 ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated where shown
 MIN_SENTENCE_CHARS = 25
@@ -116,18 +117,15 @@ class Sentence:
 
 
 def split_sentences(passage: Passage) -> list[Sentence]:
-    """Sentences of a passage with article offsets (pysbd keeps exact character spans)."""
-    import pysbd
-
+    """Sentences of a passage, split by its article's language, with article offsets."""
     chunk = passage.chunk
-    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
     found = []
-    for span in segmenter.segment(chunk.text):
-        raw = chunk.text[span.start : span.end]
+    for span_start, span_end in sentence_spans(chunk.text, passage.language):
+        raw = chunk.text[span_start:span_end]
         text = raw.strip()
         if len(text) < MIN_SENTENCE_CHARS:
             continue
-        start = chunk.start + span.start + (len(raw) - len(raw.lstrip()))
+        start = chunk.start + span_start + (len(raw) - len(raw.lstrip()))
         found.append(Sentence(passage, start, start + len(text), text))
     return found
 

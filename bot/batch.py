@@ -21,6 +21,7 @@ from bot import manifest
 from bot.chunk import embed_text
 from bot.corpus import assign_id, content_hash
 from bot.errors import InputError, NewsdeskError
+from bot.language import article_language
 from bot.models import Article, Chunk, IngestReport
 
 if TYPE_CHECKING:
@@ -97,7 +98,14 @@ class Batch:
         if not article.id and article.path is not None:
             article = ing.corpus.read(article.path)  # a hand-made file gets its path-based id
         article.id = assign_id(article)
+        # A new article is saved with its language; a file already in corpus/ is not rewritten,
+        # so its hash is taken as written and its language only goes to the manifest.
+        saved = article.path is None
+        if saved:
+            article.language = article_language(article.language, article.title, article.text)
         digest = content_hash(article)
+        if not saved:
+            article.language = article_language(article.language, article.title, article.text)
         row = ing.store.article(article.id)
         if row and row.state == "removing" and origin is not None and ing.corpus.contains(origin):
             raise InputError(

@@ -6,8 +6,11 @@ import hashlib
 from collections.abc import Callable
 
 from bot.models import Article, Chunk
+from bot.sentences import sentence_spans
 
-SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " "]
+# Cut levels, coarsest first; SENTENCES is the article language's sentence splitter.
+SENTENCES = ""
+SEPARATORS = ["\n\n", "\n", SENTENCES, "; ", ", ", " "]
 Unit = tuple[int, int, int]  # start, end, tokens
 # Titles longer than this many characters are cut in the embedded text, never the chunk.
 TITLE_CHARS = 200
@@ -44,13 +47,15 @@ class Chunker:
     def chunk(self, article: Article) -> list[Chunk]:
         size = self.budget(article.title)
         overlap = min(self.overlap_tokens, size // 4)
-        text = article.text
+        text, lang = article.text, article.language
         spans = []
-        for start, end in _merge(text, self._units(text, 0, len(text), 0, size), size, overlap):
+        units = self._units(text, 0, len(text), 0, size, lang)
+        for start, end in _merge(text, units, size, overlap):
             if self.count_tokens(text[start:end]) <= size:
                 spans.append((start, end))
             else:  # a tokenizer whose counts do not add up across a cut: split again, smaller
-                spans += _merge(text, self._units(text, start, end, 0, size * 3 // 4), size, 0)
+                units = self._units(text, start, end, 0, size * 3 // 4, lang)
+                spans += _merge(text, units, size, 0)
         chunks: list[Chunk] = []
         for start, end in spans:
             piece = text[start:end]
@@ -68,7 +73,7 @@ class Chunker:
         return chunks
 
     def _units(
-        self, text: str, start: int, end: int, level: int, size: int, tokens: int = -1
+        self, text: str, start: int, end: int, level: int, size: int, lang: str, tokens: int = -1
     ) -> list[Unit]:
         """Spans of at most `size` tokens, cut at the coarsest separator that gets there.
 
@@ -84,18 +89,29 @@ class Chunker:
             return [
                 u
                 for at in range(start, end, step)
-                for u in self._units(text, at, min(end, at + step), level, size)
+                for u in self._units(text, at, min(end, at + step), level, size, lang)
             ]
-        separator, at = SEPARATORS[level], start
-        if text.find(separator, start, end) < 0:
-            return self._units(text, start, end, level + 1, size, tokens)
+        stops = _stops(text, start, end, SEPARATORS[level], lang)
+        if len(stops) < 2:
+            return self._units(text, start, end, level + 1, size, lang, tokens)
         units: list[Unit] = []
-        while at < end:
-            cut = text.find(separator, at, end)
-            stop = end if cut < 0 else cut + len(separator)
-            units += self._units(text, at, stop, level + 1, size)
-            at = stop
+        for at, stop in zip([start, *stops], stops, strict=False):
+            units += self._units(text, at, stop, level + 1, size, lang)
         return units
+
+
+def _stops(text: str, start: int, end: int, separator: str, lang: str) -> list[int]:
+    """Where the pieces of text[start:end] end when cut after each separator (or sentence)."""
+    if separator == SENTENCES:
+        return [start + e for _, e in sentence_spans(text[start:end], lang, fast=True)]
+    stops = []
+    cut = text.find(separator, start, end)
+    while cut >= 0:
+        stops.append(cut + len(separator))
+        cut = text.find(separator, cut + len(separator), end)
+    if not stops or stops[-1] != end:
+        stops.append(end)
+    return stops
 
 
 def _merge(text: str, units: list[Unit], size: int, overlap: int) -> list[tuple[int, int]]:

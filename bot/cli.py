@@ -177,7 +177,7 @@ def repair(
 
 @app.command()
 def docs(as_json: AsJson = False) -> None:
-    """List the articles: id, date, outlet, chunks, title (newest first)."""
+    """List the articles: id, date, language, outlet, chunks, title (newest first)."""
     rows = _desk().store.visible_articles()
     if as_json:
         typer.echo(
@@ -190,6 +190,7 @@ def docs(as_json: AsJson = False) -> None:
                         "url": r.url,
                         "chunks": r.n_chunks,
                         "published": r.published.isoformat() if r.published else None,
+                        "language": r.language,
                         "path": r.path,
                     }
                     for r in rows
@@ -201,7 +202,10 @@ def docs(as_json: AsJson = False) -> None:
         return
     for r in rows:
         day = r.published.isoformat() if r.published else "undated   "
-        typer.echo(f"{r.id}  {day}  {r.source[:14]:14}  {r.n_chunks:3} chunks  {r.title[:70]}")
+        language, source = r.language or "--", r.source[:14]
+        typer.echo(
+            f"{r.id}  {day}  {language:3}  {source:14}  {r.n_chunks:3} chunks  {r.title[:70]}"
+        )
     typer.echo(f"{len(rows)} articles")
 
 

@@ -12,78 +12,45 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bot.errors import InputError
+from bot.fts import fold
 from bot.models import Filters
 from bot.parse import parse_date
-from bot.query import STOPWORDS
+from bot.query import question_stopwords
 
 FILTER = re.compile(r'\b(since|until|source):(?:"([^"]+)"|(\S+))', re.IGNORECASE)
+# How a follow-up starts, in en, de, ru, uk and tr (the lists of all languages apply to every
+# question: they share no word that would mislead another).
 FOLLOW_UP_START = re.compile(
-    r"^(and|but|also|so|then|what about|how about|what else)\b",
+    r"^(and|but|also|so|then|what about|how about|what else"
+    r"|und|aber|auch|was ist mit|wie steht es mit|und was|sonst noch"
+    r"|а|и|но|ещё|еще|а что|что ещё|что еще|как насчёт|как насчет"
+    r"|і|й|та|але|ще|а що|як щодо|що ще"
+    r"|peki|ya|ayrıca|bir de|başka|ve|ama)\b",
     re.IGNORECASE,
 )
 PRONOUNS = frozenset(
-    [
-        "he",
-        "she",
-        "they",
-        "it",
-        "its",
-        "his",
-        "her",
-        "their",
-        "them",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "him",
-        "latter",
-        "former",
-    ]
+    """
+    he she they it its his her their them this that these those there him latter former
+    er sie es ihn ihm ihre sein seine seiner dies diese dieser dieses dort damit davon
+    он она оно они его её ее их им ним ней нему нее это этот эта эти там этом
+    він вона воно вони його її їх їм ним нею ньому це цей ця ці там цьому
+    o onlar onu onun ona ondan bunu bunun buna bu şu orada oraya
+    """.split()  # noqa: SIM905
 )
-DETERMINERS = frozenset(["this", "that", "these", "those", "its", "his", "her", "their"])
+# Words that point at the noun after them ("this budget"), not at the previous question.
+DETERMINERS = frozenset(
+    """
+    this that these those its his her their dieser diese dieses seine ihre этот эта эти
+    цей ця ці bu şu
+    """.split()  # noqa: SIM905
+)
 # Words after which "that"/"this" stands alone ("that is", "this was"), not before a noun.
 FUNCTION_WORDS = frozenset(
-    [
-        "is",
-        "was",
-        "are",
-        "were",
-        "be",
-        "been",
-        "did",
-        "does",
-        "do",
-        "has",
-        "had",
-        "have",
-        "mean",
-        "means",
-        "meant",
-        "say",
-        "said",
-        "about",
-        "for",
-        "in",
-        "on",
-        "to",
-        "of",
-        "and",
-        "or",
-        "but",
-        "so",
-        "then",
-        "with",
-        "at",
-        "by",
-        "from",
-        "happen",
-        "happened",
-        "true",
-        "right",
-        "matter",
-    ]
+    """
+    is was are were be been did does do has had have mean means meant say said about for in
+    on to of and or but so then with at by from happen happened true right matter
+    ist war sind bedeutet heißt ne
+    """.split()  # noqa: SIM905
 )
 TURNS_KEPT = 3
 
@@ -111,12 +78,17 @@ def split_filters(text: str, as_of: dt.date | None = None) -> tuple[str, Filters
 
 
 def content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[\w-]+", text) if w.lower() not in STOPWORDS and len(w) > 1]
+    """The words that carry the topic, in the question's own language (as written)."""
+    words = re.findall(r"[\w-]+", text)
+    folded = [fold(w).lower() for w in words]
+    stop = question_stopwords(folded, text)
+    return [w for w, f in zip(words, folded, strict=True) if f not in stop and len(w) > 1]
 
 
 def is_follow_up(question: str) -> bool:
-    """Short questions that lean on the previous one: "and Ankara?", "why did they do it?"."""
-    words = re.findall(r"[\w-]+", question.lower())
+    """Short questions that lean on the previous one: "and Ankara?", "why did they do it?",
+    "а что сказал Кремль?", "peki Ankara?"."""
+    words = re.findall(r"[\w-]+", fold(question).lower())
     if not words:
         return False
     names = [w for w in re.findall(r"[\w-]+", question)[1:] if w[:1].isupper()]

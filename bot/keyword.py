@@ -19,7 +19,7 @@ from collections import OrderedDict
 # microseconds per row on the 2-core machine, so this caps the keyword side at tens of ms.
 POSTINGS_BUDGET = 20_000
 BM25_WEIGHTS = "0.0, 2.0, 1.0"  # chunk_id (unindexed), title (twice a body word), text
-_TERM = re.compile(r'^"[^"]*"$')
+_TERM = re.compile(r'^"[^"]*"\*?$')  # a quoted word, or a quoted prefix "abc"*
 
 
 def split_terms(query: str) -> list[str] | None:
@@ -39,26 +39,27 @@ class TermCounts:
         self.size = size
         self.ttl = ttl
 
-    def count(self, db: sqlite3.Connection, term: str, cap: int) -> int:
+    def count(self, db: sqlite3.Connection, table: str, term: str, cap: int) -> int:
         now = time.monotonic()
+        key = f"{table}:{term}"
         with self._lock:
-            hit = self._counts.get(term)
+            hit = self._counts.get(key)
             if hit and now - hit[0] < self.ttl:
-                self._counts.move_to_end(term)
+                self._counts.move_to_end(key)
                 return hit[1]
         (found,) = db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)",
             (term, cap + 1),
         ).fetchone()
         with self._lock:
-            self._counts[term] = (now, int(found))
-            self._counts.move_to_end(term)
+            self._counts[key] = (now, int(found))
+            self._counts.move_to_end(key)
             while len(self._counts) > self.size:
                 self._counts.popitem(last=False)
         return int(found)
 
 
-def bounded(db: sqlite3.Connection, query: str, budget: int, counts: TermCounts) -> str:
+def bounded(db: sqlite3.Connection, table: str, query: str, budget: int, counts: TermCounts) -> str:
     """The query with its commonest terms dropped once their postings exceed the budget.
 
     Terms found nowhere are dropped; the rarest found term is always kept. "" when no term
@@ -67,7 +68,7 @@ def bounded(db: sqlite3.Connection, query: str, budget: int, counts: TermCounts)
     terms = split_terms(query)
     if terms is None or budget <= 0:
         return query
-    frequency = {t: counts.count(db, t, budget) for t in terms}
+    frequency = {t: counts.count(db, table, t, budget) for t in terms}
     kept: list[str] = []
     total = 0
     for term in sorted((t for t in terms if frequency[t]), key=lambda t: frequency[t]):
@@ -78,12 +79,14 @@ def bounded(db: sqlite3.Connection, query: str, budget: int, counts: TermCounts)
     return " OR ".join(kept)
 
 
-def top_chunks(db: sqlite3.Connection, query: str, limit: int) -> list[tuple[str, float]]:
+def top_chunks(
+    db: sqlite3.Connection, table: str, query: str, limit: int
+) -> list[tuple[str, float]]:
     """(chunk id, BM25 score) of the best `limit` rows, best first: ranked on the FTS table
     alone (rowids), and only those rows' chunk ids read back."""
     rows = db.execute(
-        f"SELECT rowid, -bm25(chunks_fts, {BM25_WEIGHTS}) AS score FROM chunks_fts "
-        "WHERE chunks_fts MATCH ? ORDER BY score DESC LIMIT ?",
+        f"SELECT rowid, -bm25({table}, {BM25_WEIGHTS}) AS score FROM {table} "
+        f"WHERE {table} MATCH ? ORDER BY score DESC LIMIT ?",
         (query, limit),
     ).fetchall()
     if not rows:
@@ -91,7 +94,7 @@ def top_chunks(db: sqlite3.Connection, query: str, limit: int) -> list[tuple[str
     marks = ",".join("?" * len(rows))
     ids = dict(
         db.execute(
-            f"SELECT rowid, chunk_id FROM chunks_fts WHERE rowid IN ({marks})",
+            f"SELECT rowid, chunk_id FROM {table} WHERE rowid IN ({marks})",
             [r[0] for r in rows],
         ).fetchall()
     )

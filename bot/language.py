@@ -6,6 +6,7 @@ that never asks which language a text is in (most `newsdesk ask` runs) never pay
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -52,3 +53,47 @@ def language_of(text: str, among: tuple[str, ...] | None = None, default: str = 
     """The language of `text` when the model is reasonably sure, else `default`."""
     code, probability = detect(text, among)
     return code if code and probability >= MIN_CONFIDENCE else default
+
+
+# Codes that say "no particular language" (ISO 639-2 special codes).
+NO_LANGUAGE = frozenset({"und", "mul", "zxx", "mis"})
+_TAG = re.compile(r"([a-z]{2,3})(?:[-_][a-z0-9]{1,8})*")
+# Text looked at to detect an article's language: more adds time, not accuracy.
+DETECT_CHARS = 2000
+
+
+@lru_cache(maxsize=1)
+def _known() -> tuple[frozenset[str], dict[str, str]]:
+    """Babel's language codes, and the names and 3-letter codes that stand for them."""
+    from babel.core import Locale, get_global
+
+    codes = frozenset(Locale("en").languages)
+    names = {
+        str(alias).lower(): str(code) for alias, code in get_global("language_aliases").items()
+    }
+    names |= {name.lower(): code for code, name in Locale("en").languages.items()}
+    for code in SUPPORTED:
+        names[str(Locale(code).get_display_name()).lower()] = code
+    return codes, {k: v for k, v in names.items() if v in codes}
+
+
+def code_of(declared: str) -> str:
+    """A declared language ("en-GB", "RUS", "Türkçe", "Ukrainian") as its code ("en", "ru",
+    "tr", "uk"); "" when it names no language we know ("und", "xx-foo", "Klingonish")."""
+    value = " ".join(declared.split()).lower()
+    if not value:
+        return ""
+    codes, names = _known()
+    match = _TAG.fullmatch(value)
+    if match:
+        primary = match.group(1)
+        if primary in NO_LANGUAGE:
+            return ""
+        primary = names.get(primary, primary)
+        return primary if primary in codes else ""
+    return names.get(value, "")
+
+
+def article_language(declared: str, title: str, text: str) -> str:
+    """The declared language when it names one, else the one detected on the text, else ""."""
+    return code_of(declared) or language_of(f"{title}\n{text[:DETECT_CHARS]}")

@@ -48,6 +48,7 @@ class Passage:
     score: float = 0.0  # fused score, higher is better
     dense: float = 0.0  # cosine similarity to the question
     keyword: float = 0.0  # keyword (BM25) score, 0 when no keyword hit
+    language: str = ""  # the article's language (ISO code), "" when unknown
 
     @property
     def article_id(self) -> str:

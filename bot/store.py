@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bot import private
+from bot import fts, private
 from bot.chroma import open_collection
 from bot.errors import IndexUnavailable, StorageError, storage_problem
 from bot.keyword import BM25_WEIGHTS, POSTINGS_BUDGET, TermCounts, bounded, top_chunks
@@ -29,7 +29,8 @@ from bot.models import Article, Chunk, Filters, Passage
 from bot.query import chroma_where, date_key, keyword_query, sql_filters
 
 log = logging.getLogger(__name__)
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
     path TEXT NOT NULL,
@@ -55,11 +56,10 @@ CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
 CREATE INDEX IF NOT EXISTS articles_ingested ON articles(ingested_at);
 CREATE INDEX IF NOT EXISTS articles_state ON articles(state);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    chunk_id UNINDEXED, title, text, tokenize = 'porter unicode61 remove_diacritics 2'
-);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+    + fts.SCHEMA
+)  # the keyword index: one FTS5 table for English, one for other languages
 # Article states: 'indexing' (being written; repair redoes it), 'ready', 'removing' (a takedown
 # in progress: hidden from answers; repair finishes it, never brings it back).
 HEX_PREFIX = re.compile(r"^[0-9a-f]{1,16}$")
@@ -80,6 +80,7 @@ class ArticleRow:
     n_chunks: int
     state: str
     ingested_at: str
+    language: str = ""  # ISO 639-1 code, declared or detected; "" when unknown
 
 
 class Store:
@@ -102,6 +103,7 @@ class Store:
             self.db = private.connect(index_dir / "newsdesk.db")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            fts.upgrade(self.db)
         except sqlite3.DatabaseError as exc:
             problem = storage_problem(exc) or (
                 "" if os.access(index_dir, os.W_OK) else "the folder is read-only"
@@ -179,8 +181,7 @@ class Store:
                 [(c.id, c.article_id, c.ordinal, c.start, c.end, c.text) for c in chunks],
             )
             db.executemany(
-                "INSERT INTO chunks_fts (chunk_id, title, text) VALUES (?,?,?)",
-                [(c.id, article.title, c.text) for c in chunks],
+                *fts.rows_for(article.language, [(c.id, article.title, c.text) for c in chunks])
             )
             db.execute(
                 "UPDATE articles SET state='ready', n_chunks=? WHERE id=?",
@@ -190,11 +191,12 @@ class Store:
     def _delete_chunks(self, article_id: str) -> None:
         self.collection.delete(where={"article_id": article_id})
         with self._tx() as db:
-            db.execute(
-                "DELETE FROM chunks_fts WHERE chunk_id IN "
-                "(SELECT id FROM chunks WHERE article_id=?)",
-                (article_id,),
-            )
+            for table in fts.TABLES:
+                db.execute(
+                    f"DELETE FROM {table} WHERE chunk_id IN "
+                    "(SELECT id FROM chunks WHERE article_id=?)",
+                    (article_id,),
+                )
             db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
 
     def delete_article(self, article_id: str) -> None:
@@ -289,11 +291,11 @@ class Store:
         with self._lock:
             rows = self.db.execute(
                 "SELECT id, path, content_hash, title, source, published, url, n_chunks, state, "
-                f"ingested_at FROM articles {clause}",
+                f"ingested_at, language FROM articles {clause}",
                 args,
             ).fetchall()
         return [
-            ArticleRow(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], r[7], r[8], r[9])
+            ArticleRow(r[0], r[1], r[2], r[3], r[4], _date(r[5]), r[6], r[7], r[8], r[9], r[10])
             for r in rows
         ]
 
@@ -369,34 +371,44 @@ class Store:
         return found
 
     def keyword_search(self, text: str, k: int, filters: Filters) -> list[Passage]:
-        """The k best chunks by BM25 for the question's words (bounded: see bot/keyword.py).
+        """The k best chunks by BM25 over both keyword tables (English with its stemmer, the
+        other languages matched by word prefix: bot/fts.py).
 
-        Ranked on the FTS table alone, a few more than k, then joined and filtered; only when
-        filters (or hidden articles) leave fewer than k does the joined, filtered query run.
+        Each table's query is bounded (bot/keyword.py) and ranked on the FTS table alone, a few
+        more than k, then joined and filtered; only when filters (or hidden articles) leave
+        fewer than k does the joined, filtered query run.
         """
-        with self._lock:
-            query = bounded(self.db, keyword_query(text), self.postings_budget, self._counts)
-        if not query:
-            return []
         conditions, args = sql_filters(filters)
-        with self._lock:
-            rows = top_chunks(self.db, query, 2 * k)
-        passages = self._passages([r[0] for r in rows], conditions, args)
-        if len(passages) < k and len(rows) == 2 * k:
-            sql = (
-                f"SELECT f.chunk_id, -bm25(chunks_fts, {BM25_WEIGHTS}) AS score "
-                "FROM chunks_fts f "
-                "JOIN chunks c ON c.id = f.chunk_id JOIN articles a ON a.id = c.article_id "
-                f"WHERE chunks_fts MATCH ? {conditions} AND a.state = 'ready' "
-                "ORDER BY score DESC LIMIT ?"
-            )
+        scores: dict[str, float] = {}
+        found: dict[str, Passage] = {}
+        for table in fts.TABLES:
+            terms = keyword_query(text, prefixes=table != fts.ENGLISH)
             with self._lock:
-                rows = self.db.execute(sql, (query, *args, k)).fetchall()
-            passages = self._passages([r[0] for r in rows])
-        scores = dict(rows)
-        for passage in passages:
-            passage.keyword = float(scores[passage.chunk.id])
-        return sorted(passages, key=lambda p: -p.keyword)[:k]
+                query = bounded(self.db, table, terms, self.postings_budget, self._counts)
+            if not query:
+                continue
+            with self._lock:
+                rows = top_chunks(self.db, table, query, 2 * k)
+            passages = self._passages([r[0] for r in rows], conditions, args)
+            if len(passages) < k and len(rows) == 2 * k:
+                sql = (
+                    f"SELECT f.chunk_id, -bm25({table}, {BM25_WEIGHTS}) AS score "
+                    f"FROM {table} f "
+                    "JOIN chunks c ON c.id = f.chunk_id JOIN articles a ON a.id = c.article_id "
+                    f"WHERE {table} MATCH ? {conditions} AND a.state = 'ready' "
+                    "ORDER BY score DESC LIMIT ?"
+                )
+                with self._lock:
+                    rows = self.db.execute(sql, (query, *args, k)).fetchall()
+                passages = self._passages([r[0] for r in rows])
+            found.update((p.chunk.id, p) for p in passages)
+            for chunk_id, score in rows:
+                if chunk_id in found:
+                    scores[chunk_id] = max(float(score), scores.get(chunk_id, float("-inf")))
+        best = sorted(scores, key=lambda chunk_id: -scores[chunk_id])[:k]
+        for chunk_id in best:
+            found[chunk_id].keyword = scores[chunk_id]
+        return [found[chunk_id] for chunk_id in best]
 
     def passages_of(self, article_id: str) -> list[Passage]:
         """Every chunk of one ready article as a passage (unscored), in reading order."""
@@ -412,7 +424,8 @@ class Store:
         with self._lock:
             rows = self.db.execute(
                 'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, '
-                "a.source, a.published, a.url FROM chunks c JOIN articles a ON a.id = c.article_id "
+                "a.source, a.published, a.url, a.language "
+                "FROM chunks c JOIN articles a ON a.id = c.article_id "
                 f"WHERE c.id IN ({marks}) AND a.state = 'ready' {conditions}",
                 (*chunk_ids, *args),
             ).fetchall()
@@ -423,6 +436,7 @@ class Store:
                 source=r[7],
                 published=_date(r[8]),
                 url=r[9],
+                language=r[10],
             )
             for r in rows
         ]

@@ -212,7 +212,12 @@ def check_consistent(desk: Desk) -> None:
     assert sorted(got["ids"]) == sorted(all_chunks), "Chroma ids != SQLite chunk ids"
     owners = dict(store.db.execute("SELECT id, article_id FROM chunks").fetchall())
     assert {i: m["article_id"] for i, m in zip(got["ids"], got["metadatas"], strict=True)} == owners
-    fts = [r[0] for r in store.db.execute("SELECT chunk_id FROM chunks_fts").fetchall()]
+    fts = [
+        r[0]
+        for r in store.db.execute(
+            "SELECT chunk_id FROM chunks_fts UNION ALL SELECT chunk_id FROM chunks_fts_intl"
+        )
+    ]
     assert sorted(fts) == sorted(all_chunks), "keyword index rows != chunks"
 
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot import fts
 from bot.keyword import TermCounts, bounded, split_terms
 from bot.models import Article, Chunk, Filters
 from bot.store import Store
@@ -47,7 +48,9 @@ def test_the_commonest_words_are_dropped_once_the_budget_is_spent(store: Store) 
             day,
         )
     rare = add(store, 99, "Harbour", "The council approved the harbour dredging plan.", "Post", day)
-    query = bounded(store.db, '"council" OR "dredging" OR "harbour"', 30, TermCounts())
+    query = bounded(
+        store.db, "chunks_fts", '"council" OR "dredging" OR "harbour"', 30, TermCounts()
+    )
     assert query == '"dredging" OR "harbour"'  # 41 rows match "council": over the budget of 30
     hits = store.keyword_search("council dredging harbour", 5, Filters())
     assert hits[0].article_id == rare
@@ -57,9 +60,12 @@ def test_the_rarest_word_is_kept_even_when_every_word_is_common(store: Store) ->
     day = dt.date(2024, 5, 1)
     for n in range(40):
         add(store, n, "Weather", "Rain again today across the region.", "Post", day)
-    assert bounded(store.db, '"rain" OR "region"', 30, TermCounts()) in {'"rain"', '"region"'}
+    assert bounded(store.db, "chunks_fts", '"rain" OR "region"', 30, TermCounts()) in {
+        '"rain"',
+        '"region"',
+    }
     assert len(store.keyword_search("rain region", 5, Filters())) == 5
-    assert bounded(store.db, '"zeppelin"', 30, TermCounts()) == ""  # found nowhere
+    assert bounded(store.db, fts.ENGLISH, '"zeppelin"', 30, TermCounts()) == ""  # found nowhere
     assert store.keyword_search("zeppelin", 5, Filters()) == []
 
 
