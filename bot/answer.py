@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from bot.conversation import TURNS_KEPT, Conversation
-from bot.embed import Embedder
+from bot.embed import Embedder, relevance
 from bot.models import Answer, Citation, Passage
 from bot.query import STOPWORDS
 
@@ -184,9 +184,12 @@ class ExtractiveComposer:
         # Passages arrive reranked, best first: their rank, not their retrieval score, counts.
         rank = {id(p): 1.0 / (1.0 + i) for i, p in enumerate(passages)}
         for sentence, sv in zip(sentences, vectors, strict=True):
+            dense = min(1.0, max(0.0, relevance(self.embedder, float(sv @ vector))))
+            # Between languages the question's words are not looked for: the cosine stands in.
+            lexical = sentence.passage.same_language
             sentence.score = (
-                self.dense_weight * float(sv @ vector)
-                + self.terms_weight * coverage(terms, sentence.text)
+                self.dense_weight * dense
+                + self.terms_weight * (coverage(terms, sentence.text) if lexical else dense)
                 + self.rank_weight * rank[id(sentence.passage)]
                 + self.type_weight * answers_type(kind, question, sentence.text)
             )
@@ -226,7 +229,9 @@ class ExtractiveComposer:
         numbers = [t for t in terms if any(ch.isdigit() for ch in t)]
         if numbers and not any(n in text for n in numbers for text in texts):
             return best >= self.min_relevance + 0.15
-        covered = max(coverage(terms, text) for text in texts)
+        # Only passages in the question's language can name its terms.
+        same = [t for t, p in zip(texts, passages, strict=True) if p.same_language]
+        covered = max((coverage(terms, text) for text in same), default=0.0)
         return best >= self.min_relevance or (
             best >= self.min_relevance - self.near and covered >= self.min_coverage
         )

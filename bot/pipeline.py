@@ -18,6 +18,7 @@ import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from bot.answer import ABSTAIN_TEXT, Composer
+from bot.crosslingual import mark
 from bot.models import Answer, Filters, Passage
 from bot.rerank import Reranker, collapse_duplicates
 from bot.retrieve import Retriever, diversify
@@ -109,6 +110,7 @@ class AnswerPipeline:
     def retrieve(self, evidence: Evidence) -> Evidence:
         filters = dataclasses.replace(evidence.request.filters, as_of=evidence.request.as_of)
         vector, pool = self.retriever.retrieve(evidence.query, filters, self.params.pool)
+        mark(evidence.request.question, pool, self.retriever.embedder)
         return dataclasses.replace(evidence, vector=vector, passages=pool)
 
     def rerank(self, evidence: Evidence) -> Evidence:
