@@ -42,15 +42,28 @@ def question_language(question: str) -> str:
     return language_of(question, among=SUPPORTED, default="")
 
 
-def mark(question: str, passages: list[Passage], embedder: object) -> None:
-    """Dense scores on MiniLM's scale, and which passages share the question's language."""
+def mark(
+    question: str, passages: list[Passage], embedder: object, keyword_weight: float
+) -> list[Passage]:
+    """The pool again, best first: dense scores on MiniLM's scale, each passage marked with
+    whether it shares the question's language, and the keyword side's vote imputed where the
+    question's words could not have found it.
+
+    A passage in another language can have no keyword hit, so fusion (dense rank + keyword
+    rank) would rank it below any same-language passage that shares a few common words. Such a
+    passage is given the keyword rank its dense rank has (its fused share times
+    1 + keyword_weight): the keyword side neither rewards nor vetoes it.
+    """
     if not multilingual(embedder):
-        return
+        return passages
     asked = question_language(question)
     for passage in passages:
         passage.dense = relevance(embedder, passage.dense)
         written = passage_language(passage) if asked else ""
         passage.same_language = not written or written == asked
+        if not passage.same_language and passage.keyword == 0:
+            passage.score *= 1.0 + keyword_weight
+    return sorted(passages, key=lambda p: -p.score)
 
 
 def stand_in(passage: Passage) -> float:

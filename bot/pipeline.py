@@ -110,7 +110,8 @@ class AnswerPipeline:
     def retrieve(self, evidence: Evidence) -> Evidence:
         filters = dataclasses.replace(evidence.request.filters, as_of=evidence.request.as_of)
         vector, pool = self.retriever.retrieve(evidence.query, filters, self.params.pool)
-        mark(evidence.request.question, pool, self.retriever.embedder)
+        weight = self.retriever.params.keyword_weight
+        pool = mark(evidence.request.question, pool, self.retriever.embedder, weight)
         return dataclasses.replace(evidence, vector=vector, passages=pool)
 
     def rerank(self, evidence: Evidence) -> Evidence:
