@@ -108,4 +108,3 @@ class E5Embedder:
                 vectors = self._model.encode(batch, is_query)
             out[part] = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
