@@ -184,12 +184,15 @@ class ExtractiveComposer:
         # Passages arrive reranked, best first: their rank, not their retrieval score, counts.
         rank = {id(p): 1.0 / (1.0 + i) for i, p in enumerate(passages)}
         for sentence, sv in zip(sentences, vectors, strict=True):
-            dense = min(1.0, max(0.0, relevance(self.embedder, float(sv @ vector))))
+            dense = relevance(self.embedder, float(sv @ vector))
             # Between languages the question's words are not looked for: the cosine stands in.
-            lexical = sentence.passage.same_language
+            if sentence.passage.same_language:
+                lexical = coverage(terms, sentence.text)
+            else:
+                lexical = min(1.0, max(0.0, dense))
             sentence.score = (
                 self.dense_weight * dense
-                + self.terms_weight * (coverage(terms, sentence.text) if lexical else dense)
+                + self.terms_weight * lexical
                 + self.rank_weight * rank[id(sentence.passage)]
                 + self.type_weight * answers_type(kind, question, sentence.text)
             )
