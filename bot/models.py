@@ -49,6 +49,9 @@ class Passage:
     dense: float = 0.0  # cosine similarity to the question
     keyword: float = 0.0  # keyword (BM25) score, 0 when no keyword hit
     language: str = ""  # the article's language (ISO code), "" when unknown
+    # False when the question is in another language than the passage (multilingual backend):
+    # then the question's words cannot be looked for in it (bot/crosslingual.py).
+    same_language: bool = True
 
     @property
     def article_id(self) -> str:

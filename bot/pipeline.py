@@ -18,6 +18,7 @@ import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from bot.answer import ABSTAIN_TEXT, Composer
+from bot.crosslingual import mark
 from bot.i18n import ngettext
 from bot.models import Answer, Filters, Passage
 from bot.rerank import Reranker, collapse_duplicates
@@ -110,6 +111,8 @@ class AnswerPipeline:
     def retrieve(self, evidence: Evidence) -> Evidence:
         filters = dataclasses.replace(evidence.request.filters, as_of=evidence.request.as_of)
         vector, pool = self.retriever.retrieve(evidence.query, filters, self.params.pool)
+        weight = self.retriever.params.keyword_weight
+        pool = mark(evidence.request.question, pool, self.retriever.embedder, weight)
         return dataclasses.replace(evidence, vector=vector, passages=pool)
 
     def rerank(self, evidence: Evidence) -> Evidence:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from bot.crosslingual import stand_in
 from bot.errors import NewsdeskError
 from bot.models import Passage
 from bot.query import STOPWORDS
@@ -86,14 +87,17 @@ def features(query: str, passages: list[Passage], as_of: dt.date | None) -> list
     rows = []
     for p in passages:
         age = (as_of - p.published).days if as_of and p.published else None
+        text = p.title + " " + p.chunk.text
+        # Between languages the question's words are not looked for: the dense score stands in.
+        lexical = p.same_language
         rows.append(
             [
                 p.score / top,
                 p.dense,
                 p.keyword / top_kw,
-                _share(terms, p.title),
-                _share(terms, p.title + " " + p.chunk.text),
-                _share(heavy, p.title + " " + p.chunk.text) if heavy else 1.0,
+                _share(terms, p.title) if lexical else stand_in(p),
+                _share(terms, text) if lexical else stand_in(p),
+                _share(heavy, text) if heavy and lexical else 1.0,
                 math.exp(-age / 30.0) if age is not None and age >= 0 else 0.0,
                 1.0 if age is not None and age < 0 else 0.0,
             ]
