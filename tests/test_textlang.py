@@ -12,6 +12,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from articles_intl import ARTICLES
+from conftest import MakeDesk, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,8 +25,6 @@ from bot.language import article_language, code_of
 from bot.models import Article, Chunk, Filters, Passage
 from bot.query import keyword_query, keyword_terms
 from bot.sentences import sentence_spans
-from tests.articles_intl import ARTICLES
-from tests.conftest import MakeDesk, run_cli
 
 # -- article language ------------------------------------------------------------------------
 
