@@ -265,11 +265,12 @@ def ask(
         data = answer_dict(answer, latency, pages)
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        from bot.language import SUPPORTED, language_of
+        from bot.language import reader_language
 
         ids = [c.article_id for c in answer.citations] + [p.article_id for p in answer.passages]
-        reader = language_of(question, SUPPORTED, default=i18n.language())
-        typer.echo(answer_text(answer, desk.store.languages(ids), reader))
+        written = desk.store.languages(ids)
+        reader = reader_language(question, written.values(), i18n.language())
+        typer.echo(answer_text(answer, written, reader))
 
 
 @app.command()

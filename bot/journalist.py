@@ -20,7 +20,7 @@ from bot.conversation import split_filters
 from bot.desk import Desk
 from bot.errors import InputError
 from bot.i18n import N_, _
-from bot.language import SUPPORTED, language_of
+from bot.language import reader_language
 from bot.metrics import pseudonym
 from bot.models import Answer, Filters
 from bot.pipeline import Request
@@ -116,8 +116,8 @@ def source_languages(desk: Desk, question: str, answer: Answer) -> tuple[dict[st
     """The stored language of each article the answer names, and the question's language (the
     reader's, when the question is too short to tell): sources in another language say so."""
     ids = [c.article_id for c in answer.citations] + [p.article_id for p in answer.passages]
-    reader = language_of(question, SUPPORTED, default=i18n.language())
-    return desk.store.languages(ids), reader
+    written = desk.store.languages(ids)
+    return written, reader_language(question, written.values(), i18n.language())
 
 
 async def parse_request(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -97,3 +98,16 @@ def code_of(declared: str) -> str:
 def article_language(declared: str, title: str, text: str) -> str:
     """The declared language when it names one, else the one detected on the text, else ""."""
     return code_of(declared) or language_of(f"{title}\n{text[:DETECT_CHARS]}")
+
+
+def reader_language(question: str, written: Iterable[str], default: str) -> str:
+    """The language a reader asked in, for marking sources written in another one.
+
+    The detector (a second to load) runs only when some source is in another language than
+    `default`, the reader's own (their Telegram language or `--lang`): the common case, every
+    source in the reader's language, costs nothing. Its price: a question in a third language
+    over sources all in the reader's language leaves them unmarked.
+    """
+    if all(code in ("", default) for code in written):
+        return default
+    return language_of(question, SUPPORTED, default=default)

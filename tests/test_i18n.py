@@ -396,10 +396,14 @@ def test_a_source_in_another_language_says_which(seeded: Desk) -> None:
     row = next(r for r in rows if stored[r.id] == "en")
     cite = Citation(1, row.id, row.title, row.source, row.published, row.url, "A quote.", 0, 9)
     answer = Answer("q", "A quote. [1]", [cite], False)
-    languages, reader = source_languages(seeded, "Навіщо ЄС купувати С-400 у Туреччини?", answer)
+    ukrainian = "Навіщо ЄС купувати С-400 у Туреччини?"
+    with i18n.speaking("uk"):  # a Ukrainian reader: the English source says so
+        languages, reader = source_languages(seeded, ukrainian, answer)
     assert reader == "uk" and languages == {row.id: "en"}
     shown = "\n".join(render.answer_html(answer, None, languages, reader))
     assert f"{row.title[:20]}" in shown and " (EN)" in shown
+    with i18n.speaking("de"):  # a German reader asking in Ukrainian: the question tells
+        assert source_languages(seeded, ukrainian, answer)[1] == "uk"
     same = "\n".join(render.answer_html(answer, None, *source_languages(seeded, S400, answer)))
     assert " (EN)" not in same
 
