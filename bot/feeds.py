@@ -255,7 +255,8 @@ class FeedStore:
         with self._lock:
             since = self.db.execute("SELECT value FROM meta WHERE key='horizon'").fetchone()
         rows = store.ready_since(since[0] if since else "")
-        known = self._known([r.id for r in rows])
+        with self._lock:
+            known = private.content_hashes(self.db, "archive", [r.id for r in rows])
         fresh = []
         for row in rows:
             if known.get(row.id) == row.content_hash:
@@ -268,16 +269,6 @@ class FeedStore:
         with self._lock, self.db:
             self.db.executemany("INSERT OR REPLACE INTO archive VALUES (?,?,?,?)", fresh)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('horizon', ?)", (horizon,))
-
-    def _known(self, article_ids: list[str]) -> dict[str, str]:
-        known: dict[str, str] = {}
-        with self._lock:
-            for at in range(0, len(article_ids), 500):  # SQLite's bound-variable limit
-                part = article_ids[at : at + 500]
-                marks = ",".join("?" * len(part))
-                sql = f"SELECT article_id, content_hash FROM archive WHERE article_id IN ({marks})"
-                known.update(self.db.execute(sql, part).fetchall())
-        return known
 
     def owner(self, store: Store, *, text: str = "", url: str = "") -> str:
         """The ready article with this text hash or this normal URL, else "". Call catch_up()

@@ -60,6 +60,18 @@ def open_db(path: Path, schema: str) -> sqlite3.Connection:
     return db
 
 
+def content_hashes(db: sqlite3.Connection, table: str, article_ids: list[str]) -> dict[str, str]:
+    """article_id -> content_hash of the rows of `table` (a catch-up table of articles already
+    seen) for these ids; the caller holds its lock."""
+    known: dict[str, str] = {}
+    for at in range(0, len(article_ids), 500):  # SQLite's bound-variable limit
+        part = article_ids[at : at + 500]
+        marks = ",".join("?" * len(part))
+        sql = f"SELECT article_id, content_hash FROM {table} WHERE article_id IN ({marks})"
+        known.update(db.execute(sql, part).fetchall())
+    return known
+
+
 def _chmod(path: Path, mode: int) -> None:
     try:
         if path.stat().st_mode & 0o777 != mode:

@@ -188,7 +188,8 @@ class WatchStore:
         started = self._meta("started")
         # The first call reads everything, so that a re-index of old articles is not news.
         rows = store.ready_since(self._meta("horizon") if started else "")
-        known = self._checked([r.id for r in rows])
+        with self._lock:
+            known = private.content_hashes(self.db, "checked", [r.id for r in rows])
         fresh = [r for r in rows if known.get(r.id) != r.content_hash]
         with self._lock, self.db:
             self.db.executemany(
@@ -202,15 +203,6 @@ class WatchStore:
     def _meta(self, key: str) -> str:
         rows = self._rows("SELECT value FROM meta WHERE key=?", key)
         return str(rows[0][0]) if rows else ""
-
-    def _checked(self, article_ids: list[str]) -> dict[str, str]:
-        known: dict[str, str] = {}
-        for at in range(0, len(article_ids), 500):  # SQLite's bound-variable limit
-            part = article_ids[at : at + 500]
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT article_id, content_hash FROM checked WHERE article_id IN ({marks})"
-            known.update(self._rows(sql, *part))
-        return known
 
     # -- matches and pushes ----------------------------------------------------------------
 
