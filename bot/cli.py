@@ -12,21 +12,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from tqdm import tqdm
 
 from bot import feeds_cli, i18n, journal_cli
 from bot.config import Settings, settings_problem
 from bot.desk import Desk
 from bot.errors import IndexUnavailable, NewsdeskError, storage_problem
-from bot.handoff import Outcome, hand_off, report_outcome
-from bot.lock import Holder
 from bot.manifest import vector_gap
 from bot.models import Filters
 from bot.output import answer_dict, answer_text, passage_dict, source_line
+
+if TYPE_CHECKING:  # the writers' modules load with the writers: a question needs none of them
+    from bot.handoff import Outcome
+    from bot.lock import Holder
 
 app = typer.Typer(
     help="Newsdesk: cited answers from your newsroom's articles.",
@@ -134,6 +135,8 @@ def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs.")],
 ) -> None:
     """Add articles: .md .txt .html .pdf .docx .jsonl files, folders of them, or URLs."""
+    from bot.handoff import hand_off, report_outcome
+
     desk = _desk()
     with _writer(desk, "ingest") as bot:
         if bot:
@@ -149,6 +152,8 @@ def ingest(
 @app.command()
 def reindex() -> None:
     """Re-embed every corpus/ file into index/ (old chunks stay until replaced)."""
+    from bot.handoff import hand_off, report_outcome
+
     desk = _desk()
     with _writer(desk, "reindex") as bot:
         if bot:
@@ -167,6 +172,8 @@ def repair(
     ] = False,
 ) -> None:
     """Make index/ agree with corpus/: finish interrupted work, re-embed missing vectors."""
+    from bot.handoff import hand_off, report_outcome
+
     desk = _desk()
     with _writer(desk, "repair") as bot:
         if bot:
@@ -214,6 +221,8 @@ def remove(
     article_id: Annotated[str, typer.Argument(help="Article id (or a unique prefix).")],
 ) -> None:
     """Delete an article from corpus/ and the index."""
+    from bot.handoff import hand_off
+
     desk = _desk()
     with _writer(desk, "remove") as bot:
         if bot:
@@ -328,6 +337,8 @@ def evaluate(
     lang: Lang = None,
 ) -> None:
     """Answer a file of questions in one process; write one JSON result per line."""
+    from tqdm import tqdm
+
     try:
         lines = [
             json.loads(x) for x in questions.read_text(encoding="utf-8").splitlines() if x.strip()

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from bot.errors import InputError
 from bot.fts import fold
+from bot.metadata import parse_date
 from bot.models import Filters
-from bot.parse import parse_date
 from bot.query import question_stopwords
 
 FILTER = re.compile(r'\b(since|until|source):(?:"([^"]+)"|(\S+))', re.IGNORECASE)

@@ -14,8 +14,6 @@ from pathlib import Path
 import yaml
 
 from bot.models import Article
-from bot.parse import parse_markdown
-from bot.sources import Source
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 FRONT_KEYS = (
@@ -115,6 +113,11 @@ class Corpus:
         return path
 
     def read(self, path: Path) -> Article:
+        # The parsers (and the fetcher behind them) load with the first read: a question
+        # reads no article file.
+        from bot.parse import parse_markdown
+        from bot.sources import Source
+
         data = path.read_bytes()
         article = parse_markdown(Source(name=path.name, kind="markdown", data=data)).articles[0]
         article.path = path

@@ -7,21 +7,23 @@ import logging
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.answer import Composer, ExtractiveComposer
 from bot.chunk import Chunker
 from bot.config import Settings
 from bot.corpus import Corpus
 from bot.embed import Embedder, load_embedder
-from bot.fetch import Fetcher
-from bot.ingest import Ingestor
-from bot.lock import IndexLock
 from bot.manifest import BuiltWith, check
 from bot.models import Answer, Filters, Passage
 from bot.pipeline import AnswerPipeline, PipelineParams, Request
 from bot.rerank import Reranker, make_reranker
 from bot.retrieve import RetrievalParams, Retriever
 from bot.store import Store
+
+if TYPE_CHECKING:  # imported on first use: a question needs neither ingest nor the lock
+    from bot.ingest import Ingestor
+    from bot.lock import IndexLock
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +57,27 @@ class Desk:
         return Store(s.index_dir, s.chroma_url, s.chroma_retries, s.chroma_timeout)
 
     @cached_property
-    def ingestor(self) -> Ingestor:
+    def chunker(self) -> Chunker:
         s = self.settings
-        chunker = Chunker(
+        return Chunker(
             self.embedder.count_tokens,
             self.embedder.max_tokens,
             s.chunk_tokens,
             s.chunk_overlap_tokens,
         )
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        from bot.fetch import Fetcher
+        from bot.ingest import Ingestor
+
+        s = self.settings
         fetcher = Fetcher(s.fetch_allowed_networks, s.fetch_timeout, s.max_file_bytes)
         return Ingestor(
             self.corpus,
             self.store,
             self.embedder,
-            chunker,
+            self.chunker,
             s.max_file_bytes,
             s.fetch_timeout,
             fetcher=fetcher,
@@ -77,11 +86,13 @@ class Desk:
     @cached_property
     def index_lock(self) -> IndexLock:
         """Across processes: one writer on index/ (the bot, or one CLI command)."""
+        from bot.lock import IndexLock
+
         return IndexLock(self.settings.index_dir)
 
     @cached_property
     def retriever(self) -> Retriever:
-        check(self.store, BuiltWith.of(self.embedder, self.ingestor.chunker))
+        check(self.store, BuiltWith.of(self.embedder, self.chunker))
         s = self.settings
         params = RetrievalParams(top_k=s.top_k, per_article=s.per_article)
         return Retriever(self.store, self.embedder, params)

@@ -6,16 +6,17 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.config import Settings
-from bot.desk import Desk
-from bot.feeds import Feed, FeedStore, Poller, PollResult, poll_feeds, when
-from bot.fetch import Fetcher
 from bot.journal import Journal
 from bot.models import Article, IngestReport
+
+if TYPE_CHECKING:  # imported where used: `newsdesk ask` never loads the feed machinery
+    from bot.desk import Desk
+    from bot.feeds import Feed, FeedStore, Poller, PollResult
 
 app = typer.Typer(
     help="Feeds (RSS, Atom, news sitemaps) polled into the archive.", no_args_is_help=True
@@ -24,6 +25,8 @@ app = typer.Typer(
 
 @contextmanager
 def open_feeds(settings: Settings) -> Iterator[FeedStore]:
+    from bot.feeds import FeedStore
+
     feeds = FeedStore(settings.index_dir)
     try:
         yield feeds
@@ -40,6 +43,9 @@ def audit(settings: Settings, action: str, target: str, result: str) -> None:
 
 
 def make_poller(desk: Desk, feeds: FeedStore) -> Poller:
+    from bot.feeds import Poller
+    from bot.fetch import Fetcher
+
     s = desk.settings
     fetcher = Fetcher(s.fetch_allowed_networks, s.fetch_timeout, s.max_file_bytes)
     interval = s.feed_poll_minutes * 60
@@ -48,6 +54,7 @@ def make_poller(desk: Desk, feeds: FeedStore) -> Poller:
 
 def poll_now(desk: Desk, feed_id: int | None) -> list[PollResult]:
     """Poll one feed or all of them now (backoff ignored), by the caller holding the writer."""
+    from bot.feeds import poll_feeds
 
     def write(article: Article) -> IngestReport:
         return desk.ingestor.ingest_articles([article])
@@ -73,6 +80,8 @@ def result_lines(results: list[PollResult]) -> list[tuple[str, bool]]:
 
 
 def feed_line(feed: Feed) -> str:
+    from bot.feeds import when
+
     error = f"\n    last error: {feed.last_error}" if feed.last_error else ""
     return (
         f"{feed.id:3}  {feed.state:12}  last poll {when(feed.last_poll)}, last new item "

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bot import private
+from bot.metadata import parse_date
 from bot.models import Answer, Citation
 from bot.output import citation_dict
-from bot.parse import parse_date
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bot.errors import NewsdeskError
+from bot.onnx_session import open_session
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,11 @@ def exported(path: Path, cache_dir: Path) -> Path:
     Two processes starting at once export once: the second waits on the lock and finds the
     file; a kill mid-export leaves only a temporary file, never a half-written model.
     """
-    from filelock import FileLock
-
     target = cache_dir / f"{path.name}-{cache_key(path)}.onnx"
     if target.exists():
         return target
+    from filelock import FileLock
+
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock", timeout=600):
         if not target.exists():
@@ -121,7 +122,7 @@ def export(path: Path, target: Path) -> None:
         warnings.simplefilter("ignore")
         _export(model, target)
     reference = model.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
-    got = OnnxEmbedder(path, target).encode_passages(PROBES)
+    got = OnnxEmbedder(path, target, optimize=False).encode_passages(PROBES)
     worst = float(np.min(np.sum(reference * got, axis=1)))
     if worst < MIN_COSINE:
         raise NotExportable(f"ONNX vectors differ from torch's (cosine {worst:.4f})")
@@ -158,13 +159,23 @@ def _export(model: Any, target: Path) -> None:
 
 
 class OnnxEmbedder:
-    """The `Embedder` protocol on ONNX Runtime; vectors are unit length (cosine = dot)."""
+    """The `Embedder` protocol on ONNX Runtime; vectors are unit length (cosine = dot).
+
+    With `optimize`, the session opens the graph-optimized copy of `onnx_file` (made on first
+    use: bot/onnx_session.py).
+    """
 
     backend = "onnx"
     dtype = "float32"
 
-    def __init__(self, path: Path, onnx_file: Path, name: str = "", batch_size: int = 32) -> None:
-        import onnxruntime as ort
+    def __init__(
+        self,
+        path: Path,
+        onnx_file: Path,
+        name: str = "",
+        batch_size: int = 32,
+        optimize: bool = True,
+    ) -> None:
         from tokenizers import Tokenizer
 
         files = model_files(path)
@@ -180,11 +191,7 @@ class OnnxEmbedder:
         self._batcher = Tokenizer.from_file(str(files["tokenizer"]))
         self._batcher.enable_truncation(self.max_tokens)
         self._batcher.enable_padding()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(onnx_file), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = open_session(onnx_file, optimize)
         self._lock = threading.Lock()
         self.batcher = MicroBatcher(self._encode_now)
         self.cache = VectorCache(CACHED_TEXTS)
