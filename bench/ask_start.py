@@ -78,9 +78,7 @@ def main() -> None:
         name: {key: round(statistics.median(r[key] for r in rs), 3) for key in rs[0]}
         for name, rs in runs.items()
     }
-    ratios = {
-        key: round(medians["this"][key] / medians["base"][key], 3) for key in medians["this"]
-    }
+    ratios = {key: round(medians["this"][key] / medians["base"][key], 3) for key in medians["this"]}
     result = {
         "medians": medians,
         "this/base": ratios,

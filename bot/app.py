@@ -239,19 +239,13 @@ async def tell(update: Update, status: Message | None, text: str) -> None:
 
 
 async def on_startup(app: Application) -> None:
-    """Register the command menu; finish any interrupted ingest; load the model before users."""
+    """Start loading the desk (model, index) in a thread; register the command menu; take the
+    writer lock. Polling starts right after: the first question waits for the desk, not the
+    bot for its first question (repairs and the watches' first look run once it is loaded)."""
     svc: Services = app.bot_data
+    svc.desk.loading()
     # Telegram shows each user the menu for their language_code, else the one without a code.
-    for language in i18n.LANGUAGES:
-        code = None if language == i18n.DEFAULT else language
-        await app.bot.set_my_commands(translated(journalist.COMMANDS, language), language_code=code)
-        for admin_id in svc.settings.admins:  # admins see their commands in the menu too
-            with contextlib.suppress(TelegramError):  # a chat the bot has not seen yet
-                await app.bot.set_my_commands(
-                    translated(journalist.COMMANDS + admin.COMMANDS, language),
-                    scope=BotCommandScopeChat(admin_id),
-                    language_code=code,
-                )
+    await asyncio.gather(*(menus(app, language) for language in i18n.LANGUAGES))
     svc.handoff = await handoff.start(svc.desk, svc.writer)  # writer lock, repair, inbox
     await privacy.start_retention(app)
     await watch_bot.start_watches(app)
@@ -271,6 +265,20 @@ async def on_startup(app: Application) -> None:
         )
         await svc.health.start()
     log.info("serving as @%s", app.bot.username)
+
+
+async def menus(app: Application, language: str) -> None:
+    """The command menu in `language`; admins see their commands in theirs too."""
+    svc: Services = app.bot_data
+    code = None if language == i18n.DEFAULT else language
+    await app.bot.set_my_commands(translated(journalist.COMMANDS, language), language_code=code)
+    for admin_id in svc.settings.admins:
+        with contextlib.suppress(TelegramError):  # a chat the bot has not seen yet
+            await app.bot.set_my_commands(
+                translated(journalist.COMMANDS + admin.COMMANDS, language),
+                scope=BotCommandScopeChat(admin_id),
+                language_code=code,
+            )
 
 
 def translated(commands: list[BotCommand], language: str) -> list[BotCommand]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from concurrent.futures import Future
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from bot.chunk import Chunker
 from bot.config import Settings
 from bot.corpus import Corpus
 from bot.embed import Embedder, load_embedder
+from bot.errors import IndexUnavailable, NewsdeskError
 from bot.manifest import BuiltWith, check
 from bot.models import Answer, Filters, Passage
 from bot.pipeline import AnswerPipeline, PipelineParams, Request
@@ -38,6 +40,41 @@ class Desk:
             self.__dict__["embedder"] = embedder
         # One writer at a time (ingest, remove, reindex); questions keep reading meanwhile.
         self.write_lock = threading.Lock()
+        self._loading: Future[AnswerPipeline] | None = None
+        self._loading_lock = threading.Lock()
+
+    def loading(self) -> Future[AnswerPipeline]:
+        """The answer pipeline (model, index and all), loaded in a thread of its own.
+
+        The bot starts it at launch and talks to Telegram meanwhile; a handler awaits it
+        (`asyncio.wrap_future`) without blocking the event loop. Every caller shares one load;
+        a load that failed is tried again by the next caller (the operator may have fixed the
+        index since). A failure is logged for the operator, and the future holds a
+        `NewsdeskError` whose message can be shown to a user.
+        """
+        with self._loading_lock:
+            future = self._loading
+            if future is None or (future.done() and future.exception() is not None):
+                future = self._loading = Future()
+                future.set_running_or_notify_cancel()  # a cancelled waiter cannot cancel it
+                name = "newsdesk-load"
+                threading.Thread(target=self._load, args=(future,), name=name, daemon=True).start()
+            return future
+
+    def _load(self, future: Future[AnswerPipeline]) -> None:
+        try:
+            future.set_result(self.pipeline)
+        except NewsdeskError as exc:
+            log.error("cannot load the model or the index: %s", exc)
+            future.set_exception(exc)
+        except BaseException as exc:  # a bug or a broken install: the trace is for the operator
+            log.exception("cannot load the model or the index")
+            problem = IndexUnavailable(
+                "the archive cannot be searched right now: the bot could not load its model or "
+                f"its index ({exc.__class__.__name__}); the operator's log says why"
+            )
+            problem.__cause__ = exc
+            future.set_exception(problem)
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -195,29 +195,41 @@ class Watcher:
 
 
 async def start(desk: Desk, writer: Executor) -> Watcher:
-    """At bot start-up: take index/'s writer lock, repair, then watch the inbox. The work runs
-    on the bot's writer thread, one write at a time with uploads, never beside questions."""
+    """At bot start-up: take index/'s writer lock; then, in the background once the desk has
+    loaded, repair and watch the inbox. The bot answers meanwhile (questions only read). The
+    work runs on the bot's writer thread, one write at a time with uploads."""
     s = desk.settings
-    loop = asyncio.get_running_loop()
     shared = await asyncio.to_thread(
         desk.index_lock.acquire, "serve", s.lock_timeout, log.warning, True
     )
+    stopping = asyncio.Event()
+    task = asyncio.create_task(_repair_then_watch(desk, writer, s.inbox_interval, stopping))
+    return Watcher(task, stopping, None if shared else desk.index_lock)
+
+
+async def _repair_then_watch(
+    desk: Desk, writer: Executor, interval: float, stopping: asyncio.Event
+) -> None:
+    with contextlib.suppress(Exception):  # a failed load is logged, and told to each asker
+        await asyncio.wrap_future(desk.loading())
+    if stopping.is_set():
+        return
 
     def repair() -> IngestReport:
         with desk.write_lock:
             return desk.ingestor.repair()
 
     try:
-        report = await loop.run_in_executor(writer, repair)
-    except BaseException:
-        if not shared:
-            desk.index_lock.release()
-        raise
-    for name, reason in report.failed:
-        log.warning("start-up repair: %s failed: %s", name, reason)
-    stopping = asyncio.Event()
-    task = asyncio.create_task(_watch(desk, writer, s.inbox_interval, stopping))
-    return Watcher(task, stopping, None if shared else desk.index_lock)
+        report = await asyncio.get_running_loop().run_in_executor(writer, repair)
+    except NewsdeskError as exc:
+        log.error("start-up repair failed: %s", exc)
+    except Exception:
+        log.exception("start-up repair failed")
+    else:
+        for name, reason in report.failed:
+            log.warning("start-up repair: %s failed: %s", name, reason)
+    # Even after a failure: a `newsdesk reindex` handed over by the operator is the cure.
+    await _watch(desk, writer, interval, stopping)
 
 
 async def stop(watcher: Watcher) -> None:

@@ -167,6 +167,7 @@ class InlineAnswers:
                 await query.answer([], cache_time=0, is_personal=True, button=button)
                 return
             svc.metrics.questions.inc()
+            await asyncio.wrap_future(svc.desk.loading())  # loading since launch
             answer = await asyncio.to_thread(svc.desk.ask, question, filters)
             (svc.metrics.abstentions if answer.abstained else svc.metrics.answers).inc()
             results = results_for(answer, context)

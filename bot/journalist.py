@@ -87,8 +87,8 @@ async def answer_question(update: Update, context: Context, message: Message, te
     history = list(conversation.queries) if conversation else []
     asked = Request(question, filters.as_of or message.date.date(), filters, history)
     async with sending.typing(context.bot, chat_id):
-        # The first question loads the model and the index: off the event loop.
-        pipeline = await asyncio.to_thread(lambda: svc.desk.pipeline)
+        # Loading since launch (model and index), in a thread: awaited, never blocking the loop.
+        pipeline = await asyncio.wrap_future(svc.desk.loading())
         answer, preview = await sending.stream_reply(message, pipeline.astream(asked))
     if conversation is not None:
         conversation.remember(answer.query or question)
@@ -148,6 +148,7 @@ async def on_search(update: Update, context: Context) -> None:
         return
     query, filters = request
     async with sending.typing(context.bot, message.chat_id):
+        await asyncio.wrap_future(context.bot_data.desk.loading())
         passages = await asyncio.to_thread(context.bot_data.desk.search, query, filters, 5)
     await sending.reply(message, render.passages_html(query, passages))
 
