@@ -4,10 +4,10 @@
 
 RealTime QA: the articles are ingested into bench/work/ (reused while complete); each question
 is asked open-ended through the answer pipeline (`Desk.ask`) with its question date as the
-as-of date. Questions dated before SPLIT are the EARLY weeks, the only ones bench/tune.py fits
-on; the LATE weeks are held back. Plain baselines run in the same process over the same index
-and the same quoted-character budget: BM25 (the SQLite FTS5 index alone) and dense (the vector
-index alone). Writes bench/results/quality.md; per-question rows go to
+as-of date. Questions dated before SPLIT are the EARLY weeks, the only ones bench/tune.py and
+bench/lead_fit.py fit on; the LATE weeks are held back. Plain baselines run in the same process
+over the same index and the same quoted-character budget: BM25 (the SQLite FTS5 index alone)
+and dense (the vector index alone). Writes bench/results/quality.md; per-question rows go to
 bench/results/quality-*.jsonl (git-ignored).
 """
 
@@ -230,7 +230,8 @@ def render(
             "`none` when no article containing the answer string is in it."
         ),
         f"Early weeks: question dates before {SPLIT.isoformat()} (the only questions "
-        "bench/tune.py fitted or chose anything on). Late weeks: from it on, never tuned on.",
+        "bench/tune.py and bench/lead_fit.py fitted or chose anything on). Late weeks: from it "
+        "on, never tuned on.",
         f"Embedding model: {embedder.name} ({embedder.dtype}). Newsdesk: reranker "
         f"`{settings.reranker}`, top_k={settings.top_k}, per_article={settings.per_article}, "
         f"min_relevance={settings.min_relevance}, answer_sentences={settings.answer_sentences}, "

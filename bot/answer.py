@@ -8,10 +8,8 @@ name, a date, a place, a number, a reason), and cites each one by its exact offs
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -20,12 +18,17 @@ from bot.conversation import TURNS_KEPT, Conversation
 from bot.crosslingual import multilingual
 from bot.embed import Embedder, relevance
 from bot.i18n import N_
+from bot.lead import LEAD_WEIGHTS, QUOTE_WEIGHTS, lead_features, lead_scores
+from bot.lead import Sentence as Sentence
+from bot.lead import answers_type as answers_type
+from bot.lead import coverage as coverage
+from bot.lead import other_language_type as other_language_type
+from bot.lead import query_terms as query_terms
+from bot.lead import question_type as question_type
+from bot.lead import split_sentences as split_sentences
 from bot.models import Answer, Citation, Passage
-from bot.query import STOPWORDS
-from bot.sentences import sentence_spans
 
 ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated where shown
-MIN_SENTENCE_CHARS = 25
 
 
 class Composer(Protocol):
@@ -48,141 +51,13 @@ def rule_based_rewrite(history: list[str], question: str) -> str:
     return Conversation(deque(history[-TURNS_KEPT:], maxlen=TURNS_KEPT)).standalone(question)
 
 
-# What a question asks for, and what a sentence that answers it contains.
-MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december|"
-    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
-)
-NUMBER_WORDS = (
-    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|dozens|hundreds?|"
-    "thousands?|millions?|billions?|trillions?|half|percent"
-)
-ANSWER_SHAPES = {
-    "when": re.compile(
-        rf"\b(?:{MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
-        r"yesterday|today|tomorrow|(?:19|20)\d\d|last (?:week|month|year))\b",
-        re.IGNORECASE,
-    ),
-    "number": re.compile(rf"\d|\b(?:{NUMBER_WORDS})\b", re.IGNORECASE),
-    "where": re.compile(r"\b(?:in|at|from|near|to)\s+(?:the\s+)?[A-Z][a-z]+"),
-    "why": re.compile(
-        r"\b(?:because|due to|after|as a result|so that|in order to|reason|amid|caused|"
-        r"following|since)\b",
-        re.IGNORECASE,
-    ),
-    "outcome": re.compile(
-        r"\b(?:will|would|could|plans? to|expected to|set to|agreed|announced|decided)\b",
-        re.IGNORECASE,
-    ),
-}
-
-
-def question_type(question: str) -> str:
-    """entity (who/which/what), when, where, number (how many/much), why, outcome, or other."""
-    q = question.lower().strip()
-    if re.search(r"\bhow (?:many|much|long|old|far|often)\b|\bwhat (?:percent|share|number)", q):
-        return "number"
-    if re.search(r"\bwhen\b|\bwhat (?:year|day|date|month|time)\b", q):
-        return "when"
-    if re.search(r"\bwhere\b|\bwhich (?:country|city|state|nation|region|place)\b", q):
-        return "where"
-    if re.search(r"\bwhy\b", q):
-        return "why"
-    if re.search(r"\bwhat (?:will|would|could|happens?|happened)\b", q):
-        return "outcome"
-    if re.search(r"\b(?:who|whom|whose|which|what)\b", q):
-        return "entity"
-    return "other"
-
-
-# Question words of the other supported languages, in question_type's order of precedence.
-# Used with the multilingual backend only (English questions never reach them): the answer's
-# shape (a number, a date, a name) is looked for in the article, whatever its language.
-OTHER_QUESTION_WORDS = [
-    ("number", r"wie viele?|сколько|скільки|kaç|ne kadar"),
-    ("when", r"wann|когда|коли|ne zaman|hangi (?:tarih|yıl|gün|ay)"),
-    ("where", r"wo|wohin|woher|где|куда|откуда|де|куди|звідки|nerede|nereye|nereden"),
-    ("why", r"warum|weshalb|wieso|почему|зачем|чому|навіщо|neden|niçin|niye"),
-    ("entity", r"wer|wen|wem|welche[rsmn]?|кто|кого|какой|какая|какие|хто|який|яка|які|kim|hangi"),
-]
-
-
-def other_language_type(question: str) -> str:
-    """question_type for a question in German, Russian, Ukrainian or Turkish."""
-    q = question.lower()
-    for kind, words in OTHER_QUESTION_WORDS:
-        if re.search(rf"(?<!\w)(?:{words})(?!\w)", q):
-            return kind
-    return "other"
-
-
-def answers_type(kind: str, question: str, sentence: str) -> bool:
-    """Whether the sentence holds something of the kind asked for, not already in the question."""
-    if kind == "entity":
-        asked = {w.lower() for w in re.findall(r"\w+", question)}
-        names = re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'-]+", sentence)
-        return any(n.lower() not in asked and n.lower() not in STOPWORDS for n in names)
-    shape = ANSWER_SHAPES.get(kind)
-    if shape is None:
-        return False
-    asked = {m.group().lower() for m in shape.finditer(question)}
-    return any(m.group().lower() not in asked for m in shape.finditer(sentence))
-
-
-@dataclass
-class Sentence:
-    passage: Passage
-    start: int  # offsets into the article text
-    end: int
-    text: str
-    score: float = 0.0
-
-
-def split_sentences(passage: Passage) -> list[Sentence]:
-    """Sentences of a passage, split by its article's language, with article offsets."""
-    chunk = passage.chunk
-    found = []
-    for span_start, span_end in sentence_spans(chunk.text, passage.language):
-        raw = chunk.text[span_start:span_end]
-        text = raw.strip()
-        if len(text) < MIN_SENTENCE_CHARS:
-            continue
-        start = chunk.start + span_start + (len(raw) - len(raw.lstrip()))
-        found.append(Sentence(passage, start, start + len(text), text))
-    return found
-
-
-def query_terms(question: str) -> dict[str, float]:
-    """Content words of the question, weighted: names and numbers count double."""
-    terms: dict[str, float] = {}
-    for match in re.finditer(r"\w+", question):
-        word = match.group()
-        if word.lower() in STOPWORDS or (len(word) < 2 and not word.isdigit()):
-            continue
-        heavy = (word[0].isupper() and match.start() > 0) or any(ch.isdigit() for ch in word)
-        terms[word.lower()] = max(terms.get(word.lower(), 0.0), 2.0 if heavy else 1.0)
-    return terms
-
-
-def coverage(terms: dict[str, float], text: str) -> float:
-    """Share of the question's term weight present in the text (prefix match ~ stemming)."""
-    if not terms:
-        return 0.0
-    words = {w[:6] for w in re.findall(r"\w+", text.lower())}
-    hit = sum(weight for term, weight in terms.items() if term[:6] in words)
-    return hit / sum(terms.values())
-
-
 class ExtractiveComposer:
     """Chooses and cites sentences; abstains when the evidence is weak."""
 
-    # A sentence's score: cosine to the question, share of the question's terms it names, and
-    # its passage's retrieval score relative to the best passage.
-    dense_weight = 0.6
-    terms_weight = 0.4
-    rank_weight = 0.6
-    type_weight = 0.15  # the sentence holds what the question asks for (a name, a date, ...)
-    keep_ratio = 0.4  # cite sentences scoring at least this share of the best one
+    # Sentences are scored by bot/lead.py: `lead` (which of the best article's sentences
+    # answers) and `score` (which sentences are worth quoting), two fitted logistic scores.
+    keep_ratio = 0.4  # quote sentences scoring at least this share of the best one
+    quote_budget = 1000  # characters quoted at most (the lead is always quoted)
     # Answer when the best passage's cosine reaches min_relevance, or min_relevance - near
     # when a passage (with its title) names at least `min_coverage` of the question's terms.
     near = 0.2
@@ -192,6 +67,8 @@ class ExtractiveComposer:
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.min_relevance = min_relevance
+        self.lead_weights = dict(LEAD_WEIGHTS)
+        self.quote_weights = dict(QUOTE_WEIGHTS)
 
     def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer:
         terms = query_terms(question)
@@ -200,25 +77,7 @@ class ExtractiveComposer:
         sentences = [s for p in passages for s in split_sentences(p)]
         if not sentences:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        vectors = self.embedder.encode([s.text for s in sentences])
-        kind = question_type(question)
-        if kind == "other" and multilingual(self.embedder):
-            kind = other_language_type(question)
-        # Passages arrive reranked, best first: their rank, not their retrieval score, counts.
-        rank = {id(p): 1.0 / (1.0 + i) for i, p in enumerate(passages)}
-        for sentence, sv in zip(sentences, vectors, strict=True):
-            dense = relevance(self.embedder, float(sv @ vector))
-            # Between languages the question's words are not looked for: the cosine stands in.
-            if sentence.passage.same_language:
-                lexical = coverage(terms, sentence.text)
-            else:
-                lexical = min(1.0, max(0.0, dense))
-            sentence.score = (
-                self.dense_weight * dense
-                + self.terms_weight * lexical
-                + self.rank_weight * rank[id(sentence.passage)]
-                + self.type_weight * answers_type(kind, question, sentence.text)
-            )
+        vectors = self.score(question, vector, passages, sentences)
         chosen = self.arrange(self.select(sentences, vectors), passages)
         citations = [
             Citation(
@@ -246,6 +105,25 @@ class ExtractiveComposer:
     def rewrite(self, history: list[str], question: str) -> str:
         return rule_based_rewrite(history, question)
 
+    def score(
+        self, question: str, vector: np.ndarray, passages: list[Passage], sentences: list[Sentence]
+    ) -> np.ndarray:
+        """Sets each sentence's score (bot/lead.py); returns the sentences' vectors."""
+        vectors = self.embedder.encode([s.text for s in sentences])
+        dense = [relevance(self.embedder, float(v @ vector)) for v in vectors]
+        features = lead_features(question, passages, sentences, dense, self.kind(question))
+        leads = lead_scores(features, self.lead_weights)
+        quotes = lead_scores(features, self.quote_weights)
+        for sentence, lead, quote in zip(sentences, leads, quotes, strict=True):
+            sentence.lead, sentence.score = float(lead), float(quote)
+        return vectors
+
+    def kind(self, question: str) -> str:
+        kind = question_type(question)
+        if kind == "other" and multilingual(self.embedder):
+            kind = other_language_type(question)
+        return kind
+
     def relevant(self, terms: dict[str, float], passages: list[Passage]) -> bool:
         """Strong enough evidence: a close passage, or a fairly close one naming the terms."""
         best = max(p.dense for p in passages)
@@ -264,38 +142,44 @@ class ExtractiveComposer:
 
     @staticmethod
     def arrange(chosen: list[Sentence], passages: list[Passage]) -> list[Sentence]:
-        """The order a reader wants: the best source's best sentence leads (the direct answer),
-        then the rest of that article as it reads, then the other articles by retrieval rank."""
+        """The order a reader wants: the lead (the direct answer), then the rest of its article
+        as it reads, then the other articles by rank."""
         if not chosen:
             return chosen
         rank: dict[str, int] = {}
         for i, p in enumerate(passages):
             rank.setdefault(p.article_id, i)
-        first_article = min(rank[s.passage.article_id] for s in chosen)
-        lead = max(
-            (s for s in chosen if rank[s.passage.article_id] == first_article),
-            key=lambda s: s.score,
-        )
-        rest = sorted(
-            (s for s in chosen if s is not lead),
-            key=lambda s: (rank[s.passage.article_id], s.start),
-        )
+        lead, *rest = chosen
+        rest.sort(key=lambda s: (rank[s.passage.article_id], s.start))
         return [lead, *rest]
 
     def select(self, sentences: list[Sentence], vectors: np.ndarray) -> list[Sentence]:
-        """Best sentences first; no repeats (overlapping chunks) and no near-duplicates."""
-        order = sorted(range(len(sentences)), key=lambda i: -sentences[i].score)
-        best = sentences[order[0]].score
+        """The lead first: the likeliest answer of the best-ranked article (so the first
+        source is the best one); then the best-scoring others, within max_sentences and
+        quote_budget characters; no repeats (overlapping chunks) and no near-duplicates."""
+        top = sentences[0].passage.article_id  # sentences come in the passages' order
+        lead = max(
+            (i for i, s in enumerate(sentences) if s.passage.article_id == top),
+            key=lambda i: sentences[i].lead,
+        )
+        others = sorted(
+            (i for i in range(len(sentences)) if i != lead), key=lambda i: -sentences[i].score
+        )
+        best = max(s.score for s in sentences)
         chosen: list[int] = []
         spans: set[tuple[str, int]] = set()
-        for i in order:
+        chars = 0
+        for i in [lead, *others]:
             s = sentences[i]
-            if len(chosen) == self.max_sentences or s.score < self.keep_ratio * best:
+            if len(chosen) == self.max_sentences or (chosen and s.score < self.keep_ratio * best):
                 break
             if (s.passage.article_id, s.start) in spans:
                 continue
             if any(float(vectors[i] @ vectors[j]) > 0.9 for j in chosen):
                 continue
+            if chosen and chars + len(s.text) > self.quote_budget:
+                continue
             chosen.append(i)
             spans.add((s.passage.article_id, s.start))
+            chars += len(s.text) + 1
         return [sentences[i] for i in chosen]

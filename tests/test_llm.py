@@ -367,7 +367,8 @@ def test_a_reply_that_never_completes_gives_the_extractive_answer_in_time(
     with caplog.at_level(logging.WARNING, logger="bot.llm"):
         answer, took = within(BOUND * 3, lambda: composer.compose(S400, vector, passages))
     assert took < BOUND, took
-    assert answer.note == UNAVAILABLE_NOTE and "sanctions" not in answer.text
+    # None of the model's words (the archive's own sentences may still name the sanctions).
+    assert answer.note == UNAVAILABLE_NOTE and "responded with sanctions" not in answer.text
     check_citations(seeded, answer)
     assert "TimeoutError" in caplog.text and len(fake.requests) == 1  # no retry past it
 
