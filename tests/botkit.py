@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,9 +20,25 @@ from bot.services import Services
 JOURNALISTS = list(range(100, 140))
 
 
+ANY_PORT = -1  # running_bot(health_port=ANY_PORT): the web server on a free port (see below)
+BIND_ATTEMPTS = 5
+
+
+def free_port() -> int:
+    """A port that was free a moment ago: only for a server that retries when it is not."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @contextlib.asynccontextmanager
 async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIterator[Application]:
-    """Start polling with `desk` behind it; stop cleanly afterwards."""
+    """Start polling with `desk` behind it; stop cleanly afterwards.
+
+    `health_port=ANY_PORT` serves /healthz and the pages on a free port, read back as
+    `services_of(app).health.port`. The product has no "any port" setting (0 turns the server
+    off), so a free port is picked and the start retried should another process take it first."""
     values: dict[str, Any] = {
         "telegram_token": tg.token,
         "telegram_api_url": tg.url,
@@ -29,21 +47,45 @@ async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIt
         "health_port": 0,
     }
     values.update(overrides)
-    settings = settings_for(desk.settings.corpus_dir.parent, **values)
-    app = build_application(settings, desk)
-    async with app:
+    any_port = values["health_port"] == ANY_PORT
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        if any_port:
+            values["health_port"] = free_port()
+        app = build_application(settings_for(desk.settings.corpus_dir.parent, **values), desk)
+        try:
+            await started(app)
+            break
+        except OSError as exc:
+            if not (any_port and exc.errno == errno.EADDRINUSE and attempt < BIND_ATTEMPTS):
+                raise
+    try:
+        yield app
+    finally:
+        await stopped(app)
+
+
+async def started(app: Application) -> None:
+    """What run_polling() does before it polls; undone again if any of it fails."""
+    await app.initialize()
+    try:
         if app.post_init:  # run_polling() calls it; a manual start must too
             await app.post_init(app)
         await app.start()
         assert app.updater is not None
         await app.updater.start_polling(poll_interval=0, timeout=1)
-        try:
-            yield app
-        finally:
-            await app.updater.stop()
-            await app.stop()
-            if app.post_shutdown:
-                await app.post_shutdown(app)
+    except BaseException:
+        await stopped(app)
+        raise
+
+
+async def stopped(app: Application) -> None:
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    if app.post_shutdown:
+        await app.post_shutdown(app)
+    await app.shutdown()
 
 
 def services_of(app: Application) -> Services:
