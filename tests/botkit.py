@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from conftest import settings_for
@@ -20,25 +19,30 @@ from bot.services import Services
 JOURNALISTS = list(range(100, 140))
 
 
-ANY_PORT = -1  # running_bot(health_port=ANY_PORT): the web server on a free port (see below)
-BIND_ATTEMPTS = 5
+ANY_PORT = -1  # running_bot(health_port=ANY_PORT): the web server on a reserved free port
 
 
-def free_port() -> int:
-    """A port that was free a moment ago: only for a server that retries when it is not."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@contextlib.contextmanager
+def reserved_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A free port that stays ours while the block runs, for a server that cannot bind port 0
+    itself. The socket holding it is bound but never listens, with SO_REUSEADDR: the server
+    (aiohttp, uvicorn and tornado all set SO_REUSEADDR) can still bind the port, while the
+    kernel gives it to no one else's bind(port 0) nor outgoing connection, even while that
+    server is down. (Binding port 0, closing and passing the number on leaves a window in which
+    another test can take it.)"""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((host, 0))
+        port: int = holder.getsockname()[1]
+        yield port
 
 
 @contextlib.asynccontextmanager
 async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIterator[Application]:
     """Start polling with `desk` behind it; stop cleanly afterwards.
 
-    `health_port=ANY_PORT` serves /healthz and the pages on a free port, read back as
-    `services_of(app).health.port`. The product has no "any port" setting (0 turns the server
-    off), so a free port is picked and the start retried should another process take it first."""
+    `health_port=ANY_PORT` serves /healthz and the pages on a reserved free port, read back as
+    `services_of(app).health.port` (the product has no "any port" setting: 0 turns it off)."""
     values: dict[str, Any] = {
         "telegram_token": tg.token,
         "telegram_api_url": tg.url,
@@ -47,21 +51,15 @@ async def running_bot(tg: FakeTelegram, desk: Desk, **overrides: Any) -> AsyncIt
         "health_port": 0,
     }
     values.update(overrides)
-    any_port = values["health_port"] == ANY_PORT
-    for attempt in range(1, BIND_ATTEMPTS + 1):
-        if any_port:
-            values["health_port"] = free_port()
+    with contextlib.ExitStack() as ports:
+        if values["health_port"] == ANY_PORT:
+            values["health_port"] = ports.enter_context(reserved_port())
         app = build_application(settings_for(desk.settings.corpus_dir.parent, **values), desk)
+        await started(app)
         try:
-            await started(app)
-            break
-        except OSError as exc:
-            if not (any_port and exc.errno == errno.EADDRINUSE and attempt < BIND_ATTEMPTS):
-                raise
-    try:
-        yield app
-    finally:
-        await stopped(app)
+            yield app
+        finally:
+            await stopped(app)
 
 
 async def started(app: Application) -> None:
