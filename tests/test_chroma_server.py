@@ -153,7 +153,7 @@ def test_server_mode_ingest_ask_remove_reindex_outage_and_recovery(
     with pytest.raises(IndexUnavailable, match=r"not reachable") as caught:
         desk.ask(S400)
     assert chroma.url in str(caught.value) and "NEWSDESK_CHROMA_URL" in str(caught.value)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # two attempts, not a hang (chroma_retries=2)
 
     new = root / "harbour.md"
     new.write_text(HARBOUR, encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import itertools
 import json
 import logging
@@ -347,6 +348,7 @@ def within(seconds: float, work: Callable[[], T]) -> tuple[T, float]:
     try:
         result = pool.submit(work).result(timeout=seconds)
     except FutureTimeout:
+        faulthandler.dump_traceback(all_threads=True)  # where it hangs, for the report
         pytest.fail(f"no answer within {seconds} s")
     finally:
         pool.shutdown(wait=False)
@@ -429,7 +431,7 @@ async def test_an_endless_repeating_stream_is_cut_deduplicated_and_verified(
     vector, passages = s400
     text, sentences = repeated_reply(passages)
     fake.push(Reply(text, forever=True, chunk_delay=0.002, chunk_words=20))
-    composer = llm_composer(seeded, fake, timeout=30)
+    composer = llm_composer(seeded, fake, timeout=120)  # the read limit must cut it, not this
     started = time.monotonic()
 
     async def last() -> str | Answer:
@@ -438,8 +440,8 @@ async def test_an_endless_repeating_stream_is_cut_deduplicated_and_verified(
             final = item
         return final
 
-    final = await asyncio.wait_for(last(), 60)
-    assert time.monotonic() - started < 20
+    final = await asyncio.wait_for(last(), 90)
+    assert time.monotonic() - started < 45  # unlimited, it reads until the fake stops at 60 s
     assert isinstance(final, Answer) and final.note == ""
     check_citations(seeded, final)
     assert final.text.count(sentences[0]) == 1
@@ -455,9 +457,9 @@ def test_a_trickled_follow_up_rewrite_falls_back_to_the_rule_in_time(
     rule = Conversation()
     rule.remember(history[0])
     fake.push(Reply('"When were the S-400 systems delivered to Turkey?"', byte_delay=0.05))
-    composer = llm_composer(seeded, fake, timeout=4 * DEADLINE)
+    composer = llm_composer(seeded, fake, timeout=8.0)
     query, took = within(
         BOUND * 3, lambda: rewrite_followup(history, "and when were they delivered?", composer)
     )
     assert query == rule.standalone("and when were they delivered?")
-    assert took < 3 * DEADLINE, took  # its quarter (1 s), not the answer's 4 s
+    assert took < 6.0, took  # its quarter (2 s) and a margin, not the answer's 8 s
