@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from conftest import settings_for
-from fake_telegram import FakeTelegram
+from fake_telegram import WAIT, FakeTelegram
 from telegram.ext import Application
 
 from bot.app import build_application
@@ -97,7 +97,9 @@ def buttons(entry: dict[str, Any]) -> dict[str, str]:
     return {b["text"]: b["callback_data"] for row in rows for b in row}
 
 
-async def settled(tg: FakeTelegram, app: Application, update_id: int, timeout: float = 30) -> None:
+async def settled(
+    tg: FakeTelegram, app: Application, update_id: int, timeout: float = WAIT
+) -> None:
     """The barrier before asserting that something did NOT happen: the bot has fetched updates
     again after `update_id`, its queue is empty and no handler is still running."""
     await tg.wait_polled_past(update_id, timeout)

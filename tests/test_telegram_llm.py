@@ -38,7 +38,7 @@ def llm() -> Iterator[FakeOpenAI]:
         yield server
 
 
-def llm_desk(seeded: Desk, embedder: Embedder, llm: FakeOpenAI, timeout: float = 10) -> Desk:
+def llm_desk(seeded: Desk, embedder: Embedder, llm: FakeOpenAI, timeout: float = 60) -> Desk:
     settings = settings_for(
         seeded.settings.corpus_dir.parent,
         llm_base_url=llm.url,
