@@ -180,6 +180,11 @@ class LLMComposer:
                 elif shown := visible(next_text.result()):
                     yield shown
             text = written.result()
+            if not texts.empty():  # the reply ended before the reader took its last words
+                while not texts.empty():
+                    last = texts.get_nowait()
+                if shown := visible(last):
+                    yield shown
         except Exception as exc:
             yield await asyncio.to_thread(self.failed, exc, question, vector, passages)
             return
