@@ -44,7 +44,7 @@ from bot.metrics import HealthServer, Metrics
 from bot.miniapp import MiniApp
 from bot.services import ChatMemory, Context, Services, UserLimiter
 from bot.viewer import Viewer, build_viewer
-from bot.webhook import webhook_from
+from bot.webhook import bound_address, listen_socket, webhook_from
 
 log = logging.getLogger(__name__)
 
@@ -314,22 +314,26 @@ def serve(settings: Settings, desk: Desk | None = None) -> None:
     A webhook always checks Telegram's secret-token header: PTB's server answers 403 to any
     POST without the right one, so nobody who merely reaches the port can forge updates."""
     hook = webhook_from(settings) if settings.webhook_url else None  # bad settings: fail first
-    app = build_application(settings, desk or Desk(settings))
     if hook is None:
-        app.run_polling(allowed_updates=Update.ALL_TYPES)
+        build_application(settings, desk or Desk(settings)).run_polling(
+            allowed_updates=Update.ALL_TYPES
+        )
         return
     protect_logs(hook.secret)  # redacted like the token, should anything ever log it
-    if hook.generated:
-        log.info(
-            "webhook: generated a random secret token for this run (set "
-            "NEWSDESK_WEBHOOK_SECRET or --secret-token to choose one)"
+    # Bound before the model loads and before setWebhook: a taken port fails the start at once,
+    # and the log gives the real address (port 0 takes any free one).
+    with listen_socket(hook.host, hook.port) as sock:
+        app = build_application(settings, desk or Desk(settings))
+        if hook.generated:
+            log.info(
+                "webhook: generated a random secret token for this run (set "
+                "NEWSDESK_WEBHOOK_SECRET or --secret-token to choose one)"
+            )
+        log.info("webhook: listening on %s for %s", bound_address(sock), hook.url)
+        app.run_webhook(
+            url_path=hook.path,
+            webhook_url=hook.url,
+            secret_token=hook.secret,
+            allowed_updates=Update.ALL_TYPES,
+            unix=sock,  # PTB serves on a socket given to it, TCP as well as Unix
         )
-    log.info("webhook: listening on %s:%d for %s", hook.host, hook.port, hook.url)
-    app.run_webhook(
-        listen=hook.host,
-        port=hook.port,
-        url_path=hook.path,
-        webhook_url=hook.url,
-        secret_token=hook.secret,
-        allowed_updates=Update.ALL_TYPES,
-    )

@@ -36,7 +36,7 @@ from bot.answer import (
 from bot.claims import CITE, cited_numbers, distinct, passages_block, split_claims, tidy, visible
 from bot.conversation import TURNS_KEPT
 from bot.i18n import N_, translate
-from bot.llm_io import SHARED, ModelLoop, reply
+from bot.llm_io import GRACE, SHARED, ModelLoop, reply
 from bot.models import Answer, Citation, Passage
 
 if TYPE_CHECKING:
@@ -143,7 +143,8 @@ class LLMComposer:
         if not self.answerable(question, passages):
             return self.fallback.compose(question, vector, passages)
         try:
-            text = self.io.run(reply(self.model, self.messages(question, passages), self.deadline))
+            messages = self.messages(question, passages)
+            text = self.io.run(reply(self.model, messages, self.deadline), self.deadline)
         except Exception as exc:
             return self.failed(exc, question, vector, passages)
         return self.verify(question, vector, passages, text)
@@ -165,15 +166,25 @@ class LLMComposer:
         written = asyncio.wrap_future(
             self.io.submit(reply(self.model, messages, self.deadline, on_text))
         )
+        give_up = caller.time() + self.deadline + GRACE  # as ModelLoop.run: a busy loop too
         try:
             while not written.done():
+                if (left := give_up - caller.time()) <= 0:
+                    raise TimeoutError(f"no complete answer within {self.deadline:.1f} s")
                 next_text = asyncio.ensure_future(texts.get())
-                await asyncio.wait({next_text, written}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {next_text, written}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
                 if not next_text.done():
                     next_text.cancel()
                 elif shown := visible(next_text.result()):
                     yield shown
             text = written.result()
+            if not texts.empty():  # the reply ended before the reader took its last words
+                while not texts.empty():
+                    last = texts.get_nowait()
+                if shown := visible(last):
+                    yield shown
         except Exception as exc:
             yield await asyncio.to_thread(self.failed, exc, question, vector, passages)
             return
@@ -358,9 +369,8 @@ class LLMComposer:
             HumanMessage(f"Earlier questions:\n{earlier}\n\nFollow-up: {question}"),
         ]
         try:
-            text = self.io.run(
-                reply(self.model, messages, self.deadline * REWRITE_SHARE, max_chars=2000)
-            )
+            share = self.deadline * REWRITE_SHARE
+            text = self.io.run(reply(self.model, messages, share, max_chars=2000), share)
             lines = [x for x in text.splitlines() if x.strip()]
             query = re.sub(r"^(?:standalone\s+)?query:\s*", "", lines[0].strip(), flags=re.I)
             query = query.strip().strip("\"'“”").strip()

@@ -23,6 +23,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 T = TypeVar("T")
+# Seconds past a call's own deadline after which its caller stops waiting: the deadline is kept
+# on this loop, and this bounds the wait even when the loop is too busy to keep it.
+GRACE = 1.0
 MAX_REPLY_CHARS = 8000  # far beyond an obedient reply (700 tokens); a runaway stops reading here
 
 
@@ -53,9 +56,16 @@ class ModelLoop:
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Blocking: the coroutine's result (it carries its own deadline)."""
-        return self.submit(coro).result()
+    def run(self, coro: Coroutine[Any, Any, T], deadline: float) -> T:
+        """Blocking: the coroutine's result. It carries its own `deadline`; should this loop be
+        too busy to end it in time (other calls' work, a slow close), the caller gives up
+        `GRACE` s later all the same (TimeoutError) and the coroutine is cancelled."""
+        future = self.submit(coro)
+        try:
+            return future.result(deadline + GRACE)
+        except TimeoutError:
+            future.cancel()  # a no-op when the coroutine's own deadline ended it
+            raise
 
 
 SHARED = ModelLoop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -40,7 +41,7 @@ def listen_address(listen: str) -> tuple[str, int]:
     """`HOST:PORT`, `[v6]:PORT` or `:PORT` (loopback) as (host, port)."""
     match = LISTEN.fullmatch(listen.strip())
     port = int(match["port"]) if match else 0
-    if not match or not 0 < port < 65536:
+    if not match or not 0 <= port < 65536:
         raise NewsdeskError(
             f"--listen {listen!r} is not HOST:PORT (for example 127.0.0.1:8443, or "
             "0.0.0.0:8443 to accept connections from other machines)"
@@ -72,3 +73,24 @@ def webhook_from(settings: Settings) -> Webhook:
         secret=secret or generate_secret(),
         generated=not secret,
     )
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The webhook server's socket, bound before Telegram is told to post to it: a port in use
+    stops the start with one clear line rather than leaving Telegram a webhook nobody answers.
+    Port 0 takes any free port; `bound_address` says which."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise NewsdeskError(
+            f"the webhook server cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
+    sock.setblocking(False)  # as tornado's own listening sockets
+    return sock
+
+
+def bound_address(sock: socket.socket) -> str:
+    """HOST:PORT (or [v6]:PORT) the socket is bound to."""
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

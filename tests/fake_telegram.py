@@ -72,6 +72,11 @@ _AUTO_ENTITY_RES = (  # what Telegram clients mark up in users' messages
 )
 
 
+# How long a test waits for the bot before failing: a guard, never a measurement, so ample for
+# a loaded 2-core machine (a wait ends as soon as its condition holds).
+WAIT = 90.0
+
+
 class ApiError(Exception):
     """An error answered as ``{"ok": false, ...}`` with HTTP status ``code``."""
 
@@ -453,7 +458,7 @@ class FakeTelegram:
         return [m for _, m in sorted(self._msgs.get(chat_id, {}).items())]
 
     async def wait_for(
-        self, predicate: Callable[[JSON], bool], timeout: float = 30, start: int = 0
+        self, predicate: Callable[[JSON], bool], timeout: float = WAIT, start: int = 0
     ) -> JSON:
         """The first entry of ``sent[start:]`` matching ``predicate``, waiting for it."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -464,7 +469,7 @@ class FakeTelegram:
             if not await self._wait_change(deadline):
                 raise AssertionError(f"no matching message in {timeout}s; sent: {self._summary()}")
 
-    async def wait_answered(self, query_id: str, timeout: float = 30) -> JSON:
+    async def wait_answered(self, query_id: str, timeout: float = WAIT) -> JSON:
         """Wait until the bot answers callback query ``query_id``; its answerCallbackQuery."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -474,7 +479,7 @@ class FakeTelegram:
             if not await self._wait_change(deadline):
                 raise AssertionError(f"callback query {query_id} not answered in {timeout}s")
 
-    async def wait_inline_answer(self, query_id: str, timeout: float = 30) -> JSON:
+    async def wait_inline_answer(self, query_id: str, timeout: float = WAIT) -> JSON:
         """Wait until the bot answers inline query ``query_id``; its answer, results parsed."""
         deadline = asyncio.get_running_loop().time() + timeout
         while query_id not in self.inline_answers:
@@ -482,7 +487,7 @@ class FakeTelegram:
                 raise AssertionError(f"inline query {query_id} not answered in {timeout}s")
         return self.inline_answers[query_id]
 
-    async def wait_polled_past(self, update_id: int, timeout: float = 30) -> None:
+    async def wait_polled_past(self, update_id: int, timeout: float = WAIT) -> None:
         """Wait until the bot has fetched updates again after ``update_id`` (it has taken that
         update off the queue; whether it has finished handling it is the bot's side)."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -490,7 +495,7 @@ class FakeTelegram:
             if not await self._wait_change(deadline):
                 raise AssertionError(f"the bot did not poll past update {update_id} in {timeout}s")
 
-    async def wait_messages(self, chat_id: int, count: int, timeout: float = 30) -> list[JSON]:
+    async def wait_messages(self, chat_id: int, count: int, timeout: float = WAIT) -> list[JSON]:
         """Wait until the bot sent >= ``count`` new messages (not edits) to a chat; return them."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:

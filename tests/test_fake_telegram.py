@@ -241,10 +241,10 @@ async def test_application_end_to_end(tg: FakeTelegram) -> None:
         await app.updater.start_polling(poll_interval=0, timeout=1)
         try:
             tg.send_text(USER, "hello")
-            reply = await tg.wait_for(lambda s: s["text"] == "echo: hello", timeout=5)
+            reply = await tg.wait_for(lambda s: s["text"] == "echo: hello")
             assert reply["reply_to_message_id"] == 1
             tg.send_text(USER, "/start@newsdesk_test_bot", chat_id=-100, chat_type="group")
-            await tg.wait_messages(-100, 1, timeout=5)
+            await tg.wait_messages(-100, 1)
             assert tg.chat_actions == [(-100, "typing")]
             tg.press_button(USER, reply["message_id"], "like")
             for _ in range(50):

@@ -76,7 +76,7 @@ def site() -> Iterator[Site]:
 
 @pytest.fixture
 def desk(make_desk: MakeDesk) -> Desk:
-    return make_desk(fetch_allowed_networks=LOCAL, fetch_timeout=5.0)
+    return make_desk(fetch_allowed_networks=LOCAL, fetch_timeout=30.0)
 
 
 def feed_with(desk: Desk, url: str, source: str = "") -> int:
@@ -282,7 +282,7 @@ def test_failing_feed_backs_off_and_admins_are_told_once_after_a_day(
     now = [1_000_000.0]
     feeds = FeedStore(desk.settings.index_dir, clock=lambda: now[0])
     feed = feeds.add(site.put("/rss.xml", "oops", status=500))
-    fetcher = Fetcher(LOCAL, timeout=5)
+    fetcher = Fetcher(LOCAL, timeout=30)
     poller = Poller(feeds, fetcher, desk.store, desk.corpus, max_items=50, interval=60)
 
     def write(article: Article) -> IngestReport:
@@ -334,9 +334,9 @@ def test_item_link_to_a_disallowed_address_fails_that_item(desk: Desk, site: Sit
 
 def test_slow_feed_times_out_without_holding_up_the_others(make_desk: MakeDesk, site: Site) -> None:
     # The timeout leaves a loaded machine room for the fast feed; the slow one needs far more.
-    desk = make_desk(fetch_allowed_networks=LOCAL, fetch_timeout=3.0)
+    desk = make_desk(fetch_allowed_networks=LOCAL, fetch_timeout=10.0)
     put_story(site, "ferry")
-    site.put("/slow.xml", rss("Slow", []), delay=12)
+    site.put("/slow.xml", rss("Slow", []), delay=120)
     site.put("/rss.xml", rss("Herald", [item(site, "ferry")]))
     feed_with(desk, site.url("/slow.xml"))
     feed_with(desk, site.url("/rss.xml"))

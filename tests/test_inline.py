@@ -4,15 +4,15 @@ server, the seeded desk behind it, pages fetched from the bot's own web server."
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from botkit import JOURNALISTS, buttons, running_bot, services_of, settled
+from botkit import ANY_PORT, JOURNALISTS, buttons, running_bot, services_of, settled
 from fake_telegram import FakeTelegram
 from telegram import Bot, InlineQueryResultArticle, InputTextMessageContent
 from telegram.constants import ParseMode
@@ -24,13 +24,7 @@ from bot.desk import Desk
 S400 = "Why would the EU buy Russian S-400 systems from Turkey?"
 SECRET = "inline-test-secret-" + "x" * 20
 USER, ADMIN, STRANGER = JOURNALISTS[5], 9001, 666
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+PUBLIC = "http://newsdesk.test/newsdesk"  # as behind a proxy; the bot serves on a free port
 
 
 class Marks(HTMLParser):
@@ -60,13 +54,12 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def bot_app(tg: FakeTelegram, seeded: Desk) -> AsyncIterator[Application]:
-    port = free_port()
     async with running_bot(
         tg,
         seeded,
         admins=[ADMIN],
-        health_port=port,
-        public_url=f"http://127.0.0.1:{port}/newsdesk",
+        health_port=ANY_PORT,
+        public_url=PUBLIC,
         viewer_secret=SECRET,
         rate_limit_per_minute=2,
     ) as application:
@@ -81,9 +74,13 @@ def links(entry: dict[str, Any]) -> list[str]:
     return [e["url"] for e in entry["entities"] if e["type"] == "text_link"]
 
 
-async def highlights(url: str, public: str) -> tuple[int, dict[int, str], str]:
-    """Fetch a page from the bot's web server: status, highlighted text by [n], body."""
-    async with aiohttp.ClientSession() as session, session.get(url.split("#")[0]) as response:
+async def highlights(url: str, app: Application) -> tuple[int, dict[int, str], str]:
+    """Fetch a page of the public URL from the bot's web server, as the proxy in front of it
+    would: status, highlighted text by [n], body."""
+    svc = services_of(app)
+    assert svc.health is not None and url.startswith(svc.settings.public_url + "/")
+    local = f"http://127.0.0.1:{svc.health.port}{urlsplit(url).path}"
+    async with aiohttp.ClientSession() as session, session.get(local) as response:
         body = await response.text()
         marks = Marks()
         marks.feed(body)
@@ -108,12 +105,12 @@ async def test_inline_answer_is_cited_shareable_and_its_pages_highlight_the_quot
     assert {u.rsplit("#c", 1)[1] for u in pages} >= {str(c.n) for c in stored.citations}
     for c in stored.citations:
         url = next(u for u in pages if u.endswith(f"#c{c.n}"))
-        status, marks, _ = await highlights(url, public)
+        status, marks, _ = await highlights(url, bot_app)
         assert status == 200 and marks[c.n] == c.quote
     # The passages: each opens its article with the passage highlighted.
     for passage in results[1:]:
         url = next(u for u in links(passage) if u.startswith(public))
-        status, marks, _ = await highlights(url, public)
+        status, marks, _ = await highlights(url, bot_app)
         assert status == 200 and " ".join(marks[1].split())[:80] in " ".join(
             passage["text"].split()
         )
@@ -169,13 +166,13 @@ async def test_chat_answers_link_sources_and_quotes_to_the_pages(
     assert len(quote_links) == len(answer.citations)  # one per quote
     for c, url in zip(answer.citations, quote_links, strict=True):
         assert url.endswith(f"#c{c.n}")
-        status, marks, _ = await highlights(url, public)
+        status, marks, _ = await highlights(url, bot_app)
         assert status == 200 and marks[c.n] == c.quote
     # A link with one character changed is refused, and shows nothing of the article.
     url = quote_links[0].split("#")[0]
     i = url.rindex(".") - 3
     modified = url[:i] + ("A" if url[i] != "A" else "B") + url[i + 1 :]
-    status, marks, body = await highlights(modified, public)
+    status, marks, body = await highlights(modified, bot_app)
     assert status == 403 and not marks and "S-400" not in body
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botkit import JOURNALISTS, running_bot
+from botkit import JOURNALISTS, reserved_port, running_bot
 from conftest import MakeDesk, run_cli, settings_for
 from fake_telegram import FakeTelegram
 from test_chroma_server import ChromaProcess, chroma_executable
@@ -458,8 +458,10 @@ def test_a_new_empty_chroma_server_is_refilled(tmp_path: Path, embedder: Embedde
     exe = chroma_executable()
     if exe is None:
         pytest.skip("the `chroma` executable (shipped with the chromadb package) is missing")
-    old = ChromaProcess(exe, tmp_path / "old-data", tmp_path / "old.log")
-    new = ChromaProcess(exe, tmp_path / "new-data", tmp_path / "new.log")
+    ports = contextlib.ExitStack()
+    old_port, new_port = (ports.enter_context(reserved_port()) for _ in "on")
+    old = ChromaProcess(exe, tmp_path / "old-data", tmp_path / "old.log", old_port)
+    new = ChromaProcess(exe, tmp_path / "new-data", tmp_path / "new.log", new_port)
     try:
         old.start()
         desk = Desk(settings_for(tmp_path, chroma_url=old.url), embedder=embedder)
@@ -480,6 +482,7 @@ def test_a_new_empty_chroma_server_is_refilled(tmp_path: Path, embedder: Embedde
     finally:
         old.stop()
         new.stop()
+        ports.close()
 
 
 # -- 7. the operator's disk and token ---------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import itertools
 import json
 import logging
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +31,11 @@ from bot.llm import (
     UNAVAILABLE_NOTE,
     UNVERIFIED_NOTE,
     LLMComposer,
+    make_chat_model,
     rewrite_followup,
     stream_answer,
 )
+from bot.llm_io import ModelLoop
 from bot.models import Answer, Passage
 from bot.output import answer_text
 from bot.render import answer_html
@@ -53,7 +57,7 @@ def s400(seeded: Desk) -> tuple[np.ndarray, list[Passage]]:
     return seeded.retriever.retrieve(S400)
 
 
-def llm_composer(desk: Desk, fake: FakeOpenAI, timeout: float = 10.0) -> LLMComposer:
+def llm_composer(desk: Desk, fake: FakeOpenAI, timeout: float = 60.0) -> LLMComposer:
     settings = settings_for(
         desk.settings.corpus_dir.parent,
         llm_base_url=fake.url,
@@ -312,7 +316,7 @@ def test_cli_ask_json_uses_the_configured_model(
         "INDEX_DIR": str(tmp_path / "index"),
         "LLM_BASE_URL": fake.url,
         "LLM_MODEL": "fake-model",
-        "LLM_TIMEOUT": "10",
+        "LLM_TIMEOUT": "60",  # it must answer: ample on a loaded machine
     }.items():
         monkeypatch.setenv(f"NEWSDESK_{key}", value)
     with pytest.raises(SystemExit) as exit_info:
@@ -330,7 +334,9 @@ def test_cli_ask_json_uses_the_configured_model(
 # -- deadlines and runaway output ---------------------------------------------------------------
 
 DEADLINE = 1.0  # NEWSDESK_LLM_TIMEOUT in these tests
-BOUND = 6.0  # seconds the user may wait in all: the deadline, then the extractive answer
+# Seconds the user may wait in all: the deadline, then the extractive answer, with a loaded
+# 2-core machine's margin. Every reply below would take a minute or more.
+BOUND = 15.0
 LONG_REPLY = (
     "Turkey paid Russia $2.5 billion for the S-400 in 2017 [1]. The deal was finalised with "
     "deliveries in 2019 [1]. The United States responded with sanctions [2]. " * 3
@@ -347,6 +353,7 @@ def within(seconds: float, work: Callable[[], T]) -> tuple[T, float]:
     try:
         result = pool.submit(work).result(timeout=seconds)
     except FutureTimeout:
+        faulthandler.dump_traceback(all_threads=True)  # where it hangs, for the report
         pytest.fail(f"no answer within {seconds} s")
     finally:
         pool.shutdown(wait=False)
@@ -379,6 +386,58 @@ async def test_a_trickled_stream_ends_in_the_extractive_answer_in_time(
     vector, passages = s400
     fake.push(TRICKLE)
     composer = llm_composer(seeded, fake, timeout=DEADLINE)
+    started = time.monotonic()
+
+    async def collect() -> list[str | Answer]:
+        return [x async for x in stream_answer(composer, S400, vector, passages)]
+
+    items = await asyncio.wait_for(collect(), BOUND * 3)
+    assert time.monotonic() - started < BOUND
+    final = items[-1]
+    assert isinstance(final, Answer) and final.note == UNAVAILABLE_NOTE
+    check_citations(seeded, final)
+
+
+@pytest.fixture
+def stuck_loop() -> Iterator[ModelLoop]:
+    """A model loop whose thread is stuck in other work (as a busy bot's could be) for 60 s."""
+    io = ModelLoop()
+    released = threading.Event()
+
+    async def busy() -> None:
+        released.wait(60)  # holds the loop's thread: nothing else on it runs, no timeout fires
+
+    io.submit(busy())
+    yield io
+    released.set()
+
+
+def stuck_composer(desk: Desk, fake: FakeOpenAI, io: ModelLoop) -> LLMComposer:
+    settings = settings_for(
+        desk.settings.corpus_dir.parent, llm_base_url=fake.url, llm_model="fake-model"
+    )
+    fallback = ExtractiveComposer(desk.embedder)
+    return LLMComposer(make_chat_model(settings), fallback, deadline=DEADLINE, io=io)
+
+
+def test_a_stuck_model_loop_cannot_hold_the_answer_past_its_deadline(
+    seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI, stuck_loop: ModelLoop
+) -> None:
+    vector, passages = s400
+    fake.push("Turkey paid Russia $2.5 billion for the S-400 [1].")  # instant, were it asked
+    composer = stuck_composer(seeded, fake, stuck_loop)
+    answer, took = within(BOUND * 3, lambda: composer.compose(S400, vector, passages))
+    assert took < BOUND, took
+    assert answer.note == UNAVAILABLE_NOTE
+    check_citations(seeded, answer)
+
+
+async def test_a_stuck_model_loop_cannot_hold_a_streamed_answer_past_its_deadline(
+    seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI, stuck_loop: ModelLoop
+) -> None:
+    vector, passages = s400
+    fake.push("Turkey paid Russia $2.5 billion for the S-400 [1].")
+    composer = stuck_composer(seeded, fake, stuck_loop)
     started = time.monotonic()
 
     async def collect() -> list[str | Answer]:
@@ -430,7 +489,7 @@ async def test_an_endless_repeating_stream_is_cut_deduplicated_and_verified(
     vector, passages = s400
     text, sentences = repeated_reply(passages)
     fake.push(Reply(text, forever=True, chunk_delay=0.002, chunk_words=20))
-    composer = llm_composer(seeded, fake, timeout=30)
+    composer = llm_composer(seeded, fake, timeout=120)  # the read limit must cut it, not this
     started = time.monotonic()
 
     async def last() -> str | Answer:
@@ -439,8 +498,8 @@ async def test_an_endless_repeating_stream_is_cut_deduplicated_and_verified(
             final = item
         return final
 
-    final = await asyncio.wait_for(last(), 60)
-    assert time.monotonic() - started < 20
+    final = await asyncio.wait_for(last(), 90)
+    assert time.monotonic() - started < 45  # unlimited, it reads until the fake stops at 60 s
     assert isinstance(final, Answer) and final.note == ""
     check_citations(seeded, final)
     assert final.text.count(sentences[0]) == 1
@@ -456,9 +515,9 @@ def test_a_trickled_follow_up_rewrite_falls_back_to_the_rule_in_time(
     rule = Conversation()
     rule.remember(history[0])
     fake.push(Reply('"When were the S-400 systems delivered to Turkey?"', byte_delay=0.05))
-    composer = llm_composer(seeded, fake, timeout=4 * DEADLINE)
+    composer = llm_composer(seeded, fake, timeout=8.0)
     query, took = within(
         BOUND * 3, lambda: rewrite_followup(history, "and when were they delivered?", composer)
     )
     assert query == rule.standalone("and when were they delivered?")
-    assert took < 3 * DEADLINE, took  # its quarter (1 s), not the answer's 4 s
+    assert took < 6.0, took  # its quarter (2 s) and a margin, not the answer's 8 s

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from botkit import JOURNALISTS, buttons, running_bot
+from botkit import ANY_PORT, JOURNALISTS, buttons, running_bot
 from conftest import MakeDesk, settings_for
 from fake_telegram import TOKEN, FakeTelegram
 from hypothesis import given, settings
@@ -158,13 +158,11 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def https_bot(tg: FakeTelegram, seeded: Desk) -> AsyncIterator[Application]:
-    from test_inline import free_port
-
     async with running_bot(
         tg,
         seeded,
         allowed_chats=[-1001],
-        health_port=free_port(),
+        health_port=ANY_PORT,
         public_url=PUBLIC,
         viewer_secret="m" * 40,
     ) as application:

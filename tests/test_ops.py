@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from botkit import JOURNALISTS, running_bot, services_of
+from botkit import ANY_PORT, JOURNALISTS, running_bot, services_of
 from conftest import MakeDesk, settings_for
 from fake_telegram import FakeTelegram
+from telegram.ext import Application
 
 from bot.app import build_application
 from bot.desk import Desk
+from bot.webhook import listen_socket
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 USER = JOURNALISTS[5]
@@ -27,10 +28,10 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         yield server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def port_of(app: Application) -> int:
+    health = services_of(app).health
+    assert health is not None
+    return health.port
 
 
 def replied(q: dict):  # type: ignore[no-untyped-def]
@@ -38,9 +39,11 @@ def replied(q: dict):  # type: ignore[no-untyped-def]
 
 
 async def test_health_and_metrics(tg: FakeTelegram, make_desk: MakeDesk, seeded: Desk) -> None:
-    port = free_port()
-    async with running_bot(tg, seeded, health_port=port) as app, aiohttp.ClientSession() as http:
-        base = f"http://127.0.0.1:{port}"
+    async with (
+        running_bot(tg, seeded, health_port=ANY_PORT) as app,
+        aiohttp.ClientSession() as http,
+    ):
+        base = f"http://127.0.0.1:{port_of(app)}"
         async with http.get(f"{base}/healthz") as r:
             body = await r.json()
             assert r.status == 200 and body["status"] == "ok" and body["chunks"] > 0
@@ -58,14 +61,16 @@ async def test_health_and_metrics(tg: FakeTelegram, make_desk: MakeDesk, seeded:
         assert services_of(app).health is not None
     # A broken index makes the health check fail with 503.
     broken = make_desk()
-    async with running_bot(tg, broken, health_port=port), aiohttp.ClientSession() as http:
+    async with (
+        running_bot(tg, broken, health_port=ANY_PORT) as app,
+        aiohttp.ClientSession() as http,
+    ):
         broken.store.db.close()
-        async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+        async with http.get(f"http://127.0.0.1:{port_of(app)}/healthz") as r:
             assert r.status == 503 and (await r.json())["status"] == "unavailable"
 
 
 async def test_webhook_accepts_only_the_secret_token(tg: FakeTelegram, seeded: Desk) -> None:
-    port = free_port()
     settings = settings_for(
         seeded.settings.corpus_dir.parent,
         telegram_token=tg.token,
@@ -77,9 +82,10 @@ async def test_webhook_accepts_only_the_secret_token(tg: FakeTelegram, seeded: D
     async with app:
         await app.start()
         assert app.updater is not None
+        sock = listen_socket("127.0.0.1", 0)  # as `serve` binds it: any free port
+        port = sock.getsockname()[1]
         await app.updater.start_webhook(
-            listen="127.0.0.1",
-            port=port,
+            unix=sock,
             url_path="telegram",
             webhook_url="https://newsdesk.example.org/telegram",
             secret_token="s3cret-Token_1",

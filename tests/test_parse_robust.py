@@ -210,4 +210,4 @@ def test_pdf_decompression_bomb_is_an_input_error() -> None:
     started = time.monotonic()
     with pytest.raises(InputError):
         parse(sources.from_bytes("bomb.pdf", bomb, 2**20))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # inflated and parsed, it would take minutes

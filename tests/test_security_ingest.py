@@ -1,12 +1,14 @@
 """Attacks through ingestion (issue 10 #2 #3 #4 #8, issue 11 #8): each test is the attack.
 
 SSRF: the CLI and the bot share one Ingestor, so `newsdesk ingest URL` is the attack surface of
-`/add URL` too. Every internal server here counts the TCP connections it accepted: a refused
-fetch must never have reached it.
+`/add URL` too. Every server here records the requests it received: a refused fetch must never
+have asked it for anything (counting bare connections instead would count another test's stray
+probe on the same machine as a leak).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import socket
 import threading
@@ -16,6 +18,7 @@ import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
@@ -37,6 +40,8 @@ SECRET_PAGE = ARTICLE_HTML.replace(
     "<p>Engineers replaced", f"<p>The internal credentials are {SECRET}.</p><p>Engineers replaced"
 )
 Route = Callable[[BaseHTTPRequestHandler], None]
+# Ample for a fetch that must succeed on a loaded machine; the deadline tests set their own.
+FETCH_TIMEOUT = 30.0
 
 
 def _page(body: str) -> Route:
@@ -63,12 +68,18 @@ def _redirect(location: str) -> Route:
 
 
 class Site:
-    """An HTTP server on `host` that counts every connection it accepts."""
+    """An HTTP server on `host` that records the target of every request it receives."""
 
     def __init__(self, host: str, routes: dict[str, Route], port: int = 0) -> None:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
+            def parse_request(self) -> bool:
+                ok = super().parse_request()
+                if ok:  # any method; a proxy's absolute-form target ("GET http://…") too
+                    site.targets.append(self.path)
+                return ok
+
             def do_GET(self) -> None:
                 route = routes.get(self.path)
                 if route is None:
@@ -82,11 +93,7 @@ class Site:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
 
-            def verify_request(self, request: object, client_address: object) -> bool:
-                site.connections += 1
-                return True
-
-        self.connections = 0
+        self.targets: list[str] = []
         self.server = Server((host, port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}"
@@ -94,6 +101,10 @@ class Site:
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}
         )
         self.thread.start()
+
+    def asked(self, path: str) -> int:
+        """How many requests asked for `path`, directly or as a proxy's absolute URL."""
+        return sum(1 for target in self.targets if urlsplit(target).path == path)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -125,7 +136,7 @@ def _cli(
     """`newsdesk ARGS` with the environment an operator sets; (exit code, stdout + stderr)."""
     monkeypatch.setenv("NEWSDESK_CORPUS_DIR", str(root / "corpus"))
     monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(root / "index"))
-    monkeypatch.setenv("NEWSDESK_FETCH_TIMEOUT", "3")
+    monkeypatch.setenv("NEWSDESK_FETCH_TIMEOUT", str(FETCH_TIMEOUT))
     monkeypatch.setenv("NEWSDESK_FETCH_ALLOWED_NETWORKS", allowed)
     monkeypatch.setattr(cli, "_desk", lambda: Desk(Settings(_env_file=None), embedder=embedder))  # type: ignore[call-arg]
     with pytest.raises(SystemExit) as exit_info:
@@ -153,7 +164,7 @@ def test_cli_refuses_a_loopback_url_and_stores_nothing(
         "(set NEWSDESK_FETCH_ALLOWED_NETWORKS to allow it)"
     ) in output
     assert "0 added" in output and SECRET not in _stored(tmp_path)
-    assert internal.connections == 0
+    assert internal.asked("/secret") == 0
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -167,7 +178,7 @@ async def test_telegram_add_and_bare_link_to_internal_addresses_are_refused(
     tg: FakeTelegram, internal: Site, make_desk: MakeDesk
 ) -> None:
     admin = 7
-    desk = make_desk(fetch_timeout=2.0)
+    desk = make_desk(fetch_timeout=FETCH_TIMEOUT)
 
     def refused(msg: dict[str, object], what: str) -> Callable[[dict[str, object]], bool]:
         return lambda e: (
@@ -185,7 +196,7 @@ async def test_telegram_add_and_bare_link_to_internal_addresses_are_refused(
         bare = tg.send_text(admin, link)
         reply = await tg.wait_for(refused(bare, link))
         assert "localhost resolves to" in str(reply["text"])
-    assert internal.connections == 0 and desk.store.articles() == []
+    assert internal.asked("/secret") == 0 and desk.store.articles() == []
 
 
 def test_cli_fetches_it_when_the_operator_allows_the_network(
@@ -216,13 +227,13 @@ def test_cli_fetches_it_when_the_operator_allows_the_network(
 def test_other_spellings_of_loopback_are_refused(
     host: str, internal: Site, make_desk: MakeDesk
 ) -> None:
-    desk = make_desk(fetch_timeout=2.0)
+    desk = make_desk(fetch_timeout=FETCH_TIMEOUT)
     url = f"http://{host}:{internal.port}/secret"
     report = desk.ingestor.ingest([url])
     [(name, reason)] = report.failed
     assert name == url and reason.startswith(f"refused to fetch {url}: "), reason
     assert "address (set NEWSDESK_FETCH_ALLOWED_NETWORKS to allow it)" in reason
-    assert internal.connections == 0 and desk.store.articles() == []
+    assert internal.asked("/secret") == 0 and desk.store.articles() == []
 
 
 def test_redirect_from_an_allowed_server_to_loopback_is_refused(
@@ -231,7 +242,7 @@ def test_redirect_from_an_allowed_server_to_loopback_is_refused(
     # The "public" server is 127.0.0.2, which the operator allowed; 127.0.0.1 is not allowed.
     public = _twin({"/go": _redirect(internal.url + "/secret")}, 0)
     try:
-        desk = make_desk(fetch_timeout=2.0, fetch_allowed_networks=["127.0.0.2/32"])
+        desk = make_desk(fetch_timeout=FETCH_TIMEOUT, fetch_allowed_networks=["127.0.0.2/32"])
         report = desk.ingestor.ingest([public.url + "/go"])
     finally:
         public.close()
@@ -240,7 +251,7 @@ def test_redirect_from_an_allowed_server_to_loopback_is_refused(
         f"refused to fetch {public.url}/go (redirected to {internal.url}/secret): "
         "127.0.0.1 is a loopback address (set NEWSDESK_FETCH_ALLOWED_NETWORKS to allow it)"
     )
-    assert public.connections == 1 and internal.connections == 0
+    assert public.asked("/go") == 1 and internal.asked("/secret") == 0
     assert desk.store.articles() == [] and not desk.corpus.root.exists()
 
 
@@ -270,9 +281,9 @@ class Rebinder:
 def test_dns_rebinding_never_reaches_the_second_address(make_desk: MakeDesk) -> None:
     inside, public = _same_port_pair({"/story": _page(ARTICLE_HTML)})
     try:
-        desk = make_desk(fetch_timeout=2.0)
+        desk = make_desk(fetch_timeout=FETCH_TIMEOUT)
         rebinder = Rebinder()
-        desk.ingestor.fetcher = Fetcher(["127.0.0.2/32"], 2.0, 2**20, resolver=rebinder)
+        desk.ingestor.fetcher = Fetcher(["127.0.0.2/32"], FETCH_TIMEOUT, 2**20, resolver=rebinder)
         url = f"http://news.example:{public.port}/story"
         report = desk.ingestor.ingest([url])
     finally:
@@ -283,32 +294,41 @@ def test_dns_rebinding_never_reaches_the_second_address(make_desk: MakeDesk) -> 
     assert "48 million dollars" in report.added[0].text and SECRET not in _stored(
         desk.corpus.root.parent
     )
-    assert len(rebinder.lookups) == 1 and public.connections == 1 and inside.connections == 0
+    assert len(rebinder.lookups) == 1 and public.asked("/story") == 1
+    assert inside.asked("/story") == 0
 
 
 def test_dns_rebinding_on_a_redirect_hop_is_refused(make_desk: MakeDesk) -> None:
     inside, public = _same_port_pair({"/go": _redirect("/story")})
     try:
-        desk = make_desk(fetch_timeout=2.0)
+        desk = make_desk(fetch_timeout=FETCH_TIMEOUT)
         rebinder = Rebinder()
-        desk.ingestor.fetcher = Fetcher(["127.0.0.2/32"], 2.0, 2**20, resolver=rebinder)
+        desk.ingestor.fetcher = Fetcher(["127.0.0.2/32"], FETCH_TIMEOUT, 2**20, resolver=rebinder)
         report = desk.ingestor.ingest([f"http://news.example:{public.port}/go"])
     finally:
         inside.close()
         public.close()
     [(_, reason)] = report.failed
     assert "news.example resolves to 127.0.0.1, a loopback address" in reason
-    assert len(rebinder.lookups) == 2 and inside.connections == 0 and desk.store.articles() == []
+    assert len(rebinder.lookups) == 2 and inside.asked("/story") == 0
+    assert desk.store.articles() == []
 
 
-def test_cloud_metadata_address_is_refused_without_connecting(make_desk: MakeDesk) -> None:
-    desk = make_desk(fetch_timeout=2.0)
-    started = time.monotonic()
+def test_cloud_metadata_address_is_refused_without_connecting(
+    make_desk: MakeDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[object] = []
+
+    def connect(address: object, *args: object, **kwargs: object) -> socket.socket:
+        attempts.append(address)
+        raise OSError(errno.ENETUNREACH, "no route to the metadata service in a test")
+
+    monkeypatch.setattr(socket, "create_connection", connect)  # how httpcore connects
+    desk = make_desk(fetch_timeout=FETCH_TIMEOUT)
     report = desk.ingestor.ingest(["http://169.254.169.254/latest/meta-data/iam/"])
     [(_, reason)] = report.failed
     assert "169.254.169.254 is the cloud metadata address" in reason
-    # Refused before any connection attempt (which would wait out the 2 s fetch timeout).
-    assert time.monotonic() - started < 1.9
+    assert attempts == []  # refused before any connection attempt
 
 
 def test_an_environment_proxy_does_not_bypass_the_check(
@@ -321,13 +341,14 @@ def test_an_environment_proxy_does_not_bypass_the_check(
             monkeypatch.setenv(name, proxy.url)
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        desk = make_desk(fetch_timeout=2.0, fetch_allowed_networks=["127.0.0.2/32"])
+        desk = make_desk(fetch_timeout=FETCH_TIMEOUT, fetch_allowed_networks=["127.0.0.2/32"])
         report = desk.ingestor.ingest([internal.url + "/secret"])
     finally:
         proxy.close()
     [(_, reason)] = report.failed
     assert "127.0.0.1 is a loopback address" in reason
-    assert proxy.connections == 0 and internal.connections == 0
+    # What the product would send either way: the proxy asked for the URL, or the page itself.
+    assert proxy.asked("/secret") == 0 and internal.asked("/secret") == 0
 
 
 @pytest.mark.parametrize(
@@ -378,7 +399,7 @@ class Trickler:
             conn.recv(65536)
             head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
             conn.sendall(head + (b"Content-Length: 100000\r\n\r\n<p>" if self.body else b""))
-            for _ in range(100):  # 10 s at most, then the test has failed anyway
+            for _ in range(600):  # 60 s at most, then the test has failed anyway
                 if self.stop.wait(0.1):
                     return
                 try:
@@ -402,19 +423,24 @@ def test_a_trickling_server_is_cut_off_at_the_fetch_timeout(body: bool) -> None:
             fetcher.fetch(f"http://127.0.0.1:{server.port}/")
     finally:
         server.close()
-    assert time.monotonic() - started < 5.0  # the server trickles for 10 s
+    assert time.monotonic() - started < 30  # the server trickles for 60 s
 
 
 def test_a_hanging_dns_lookup_is_bound_by_the_fetch_timeout() -> None:
+    answered = threading.Event()
+
     def hang(host: str, port: int) -> list[str]:
-        time.sleep(3)
+        answered.wait(60)  # until the test is over
         return ["127.0.0.1"]
 
     fetcher = Fetcher(timeout=0.5, max_bytes=2**20, resolver=hang)
     started = time.monotonic()
-    with pytest.raises(FetchError, match=r"timed out after 0.5 s"):
-        fetcher.fetch("http://slow-dns.example/")
-    assert time.monotonic() - started < 2.5  # the lookup hangs for 3 s
+    try:
+        with pytest.raises(FetchError, match=r"timed out after 0.5 s"):
+            fetcher.fetch("http://slow-dns.example/")
+        assert time.monotonic() - started < 30  # the lookup hangs for 60 s
+    finally:
+        answered.set()
 
 
 # -- bombs ------------------------------------------------------------------------------------
@@ -449,7 +475,8 @@ def test_yaml_alias_bomb_is_refused_quickly_with_little_memory(
         tracemalloc.stop()
     [(_, reason)] = report.failed
     assert "front matter uses a YAML anchor or alias" in reason
-    assert time.monotonic() - started < 2 and peak < 5 * 2**20
+    # Expanded, it would be 43 million strings: minutes and gigabytes.
+    assert time.monotonic() - started < 30 and peak < 5 * 2**20
     assert desk.store.articles() == []
 
 
@@ -510,7 +537,7 @@ def test_docx_xml_bomb_is_refused_quickly_with_little_memory(make_desk: MakeDesk
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert time.monotonic() - started < 1 and peak < 5 * 2**20
+    assert time.monotonic() - started < 10 and peak < 5 * 2**20  # parsed: 32 MB of XML
 
 
 def test_docx_xml_bomb_upload_through_ingest_stores_nothing(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -93,12 +94,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         yield server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll `condition` (while the fake Telegram server keeps serving) until it is truthy."""
     deadline = time.monotonic() + timeout
@@ -127,7 +122,6 @@ def corpus_titles(corpus: Path) -> str:
 async def test_forged_webhook_updates_are_refused(
     tg: FakeTelegram, pages: Pages, tmp_path: Path
 ) -> None:
-    port = free_port()
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSDESK_")} | {
@@ -146,7 +140,7 @@ async def test_forged_webhook_updates_are_refused(
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--webhook-url", HOOK_URL,
-             "--listen", f"127.0.0.1:{port}"],
+             "--listen", "127.0.0.1:0"],  # any free port: the log says which
             cwd=tmp_path,  # no developer .env
             env=env,
             stdout=out,
@@ -165,6 +159,8 @@ async def test_forged_webhook_updates_are_refused(
         secret = call["secret_token"]
         assert call["url"] == HOOK_URL and SECRET.fullmatch(secret)
         assert len(secret) >= 32  # generated: none was configured
+        # Bound (and logged) before setWebhook, so it is listening by now.
+        [port] = re.findall(r"webhook: listening on 127\.0\.0\.1:(\d+) for", log.read_text())
         url = f"http://127.0.0.1:{port}/telegram"
         async with aiohttp.ClientSession() as http:
             forged = []
@@ -198,7 +194,7 @@ async def test_forged_webhook_updates_are_refused(
     text = log.read_text(encoding="utf-8", errors="replace")
     assert secret not in text and tg.token not in text
     assert "generated a random secret token" in text, text
-    assert "listening on 127.0.0.1:" in text
+    assert f"listening on 127.0.0.1:{port} for {HOOK_URL}" in text
 
 
 def test_listen_defaults_to_loopback_and_bad_options_get_one_line(
@@ -212,8 +208,17 @@ def test_listen_defaults_to_loopback_and_bad_options_get_one_line(
     assert hook.secret not in repr(hook)
     assert listen_address("[::1]:8443") == ("::1", 8443)
     assert listen_address(":9000") == ("127.0.0.1", 9000)
+    assert listen_address("127.0.0.1:0") == ("127.0.0.1", 0)  # any free port
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NEWSDESK_TELEGRAM_TOKEN", "123:ABC")
+    monkeypatch.setenv("NEWSDESK_TELEGRAM_API_URL", "http://127.0.0.1:1")  # never the internet
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["serve", "--webhook-url", HOOK_URL, "--listen", f"127.0.0.1:{port}"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1 and len(err.splitlines()) == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err
     for args, expected in [
         (["--secret-token", "has spaces!"], "must be 1 to 256 characters"),
         (["--secret-token", "x" * 257], "must be 1 to 256 characters"),
