@@ -421,11 +421,14 @@ class Store:
         if not chunk_ids:
             return []
         marks = ",".join("?" * len(chunk_ids))
+        # CROSS JOIN fixes the loop order: chunks by id, then their articles. With a plain JOIN
+        # SQLite drove the query from the index on articles(state), which every article matches,
+        # and scanned every chunk of the index for the few asked for (230 ms at 100k chunks).
         with self._lock:
             rows = self.db.execute(
                 'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, '
                 "a.source, a.published, a.url, a.language "
-                "FROM chunks c JOIN articles a ON a.id = c.article_id "
+                "FROM chunks c CROSS JOIN articles a ON a.id = c.article_id "
                 f"WHERE c.id IN ({marks}) AND a.state = 'ready' {conditions}",
                 (*chunk_ids, *args),
             ).fetchall()
