@@ -22,10 +22,9 @@ from bot.embed import Embedder, relevance
 from bot.i18n import N_
 from bot.models import Answer, Citation, Passage
 from bot.query import STOPWORDS
-from bot.sentences import sentence_spans
+from bot.sentence_store import SentenceSource, cuts, encoder_key
 
 ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated where shown
-MIN_SENTENCE_CHARS = 25
 
 
 class Composer(Protocol):
@@ -140,16 +139,13 @@ class Sentence:
 
 def split_sentences(passage: Passage) -> list[Sentence]:
     """Sentences of a passage, split by its article's language, with article offsets."""
+    return _at(passage, cuts(passage.chunk.text, passage.language))
+
+
+def _at(passage: Passage, spans: list[tuple[int, int]]) -> list[Sentence]:
+    """Sentences of a passage from (start, end) offsets into its chunk's text."""
     chunk = passage.chunk
-    found = []
-    for span_start, span_end in sentence_spans(chunk.text, passage.language):
-        raw = chunk.text[span_start:span_end]
-        text = raw.strip()
-        if len(text) < MIN_SENTENCE_CHARS:
-            continue
-        start = chunk.start + span_start + (len(raw) - len(raw.lstrip()))
-        found.append(Sentence(passage, start, start + len(text), text))
-    return found
+    return [Sentence(passage, chunk.start + a, chunk.start + b, chunk.text[a:b]) for a, b in spans]
 
 
 def query_terms(question: str) -> dict[str, float]:
@@ -188,19 +184,26 @@ class ExtractiveComposer:
     near = 0.2
     min_coverage = 0.8
 
-    def __init__(self, embedder: Embedder, max_sentences: int = 3, min_relevance: float = 0.3):
+    def __init__(
+        self,
+        embedder: Embedder,
+        max_sentences: int = 3,
+        min_relevance: float = 0.3,
+        stored: SentenceSource | None = None,
+    ):
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.min_relevance = min_relevance
+        self.stored = stored  # sentence vectors made at ingest; None: encode every sentence
+        self.encoder = encoder_key(embedder)
 
     def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer:
         terms = query_terms(question)
         if not passages or not self.relevant(terms, passages):
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        sentences = [s for p in passages for s in split_sentences(p)]
+        sentences, vectors = self.sentences(passages)
         if not sentences:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        vectors = self.embedder.encode([s.text for s in sentences])
         kind = question_type(question)
         if kind == "other" and multilingual(self.embedder):
             kind = other_language_type(question)
@@ -245,6 +248,35 @@ class ExtractiveComposer:
 
     def rewrite(self, history: list[str], question: str) -> str:
         return rule_based_rewrite(history, question)
+
+    def sentences(self, passages: list[Passage]) -> tuple[list[Sentence], np.ndarray]:
+        """Every sentence of the passages, in order, with its vector: the stored one when the
+        chunk has it (same encoder, cut by the same language), else encoded now."""
+        found = {}
+        if self.stored is not None:
+            ids = [p.chunk.id for p in passages]
+            found = self.stored.sentence_vectors(ids, self.encoder, self.embedder.dimension)
+        parts: list[tuple[list[Sentence], np.ndarray | None]] = []
+        for p in passages:
+            row = found.get(p.chunk.id)
+            if (
+                row
+                and row.language == p.language
+                and all(b <= len(p.chunk.text) for _, b in row.spans)
+            ):
+                parts.append((_at(p, row.spans), row.vectors))
+            else:
+                parts.append((split_sentences(p), None))
+        missing = [s.text for part, vectors in parts if vectors is None for s in part]
+        fresh = iter(self.embedder.encode(missing) if missing else [])
+        sentences: list[Sentence] = []
+        rows: list[np.ndarray] = []
+        for part, vectors in parts:
+            sentences += part
+            rows += list(vectors) if vectors is not None else [next(fresh) for _ in part]
+        if not rows:
+            return [], np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return sentences, np.vstack(rows)
 
     def relevant(self, terms: dict[str, float], passages: list[Passage]) -> bool:
         """Strong enough evidence: a close passage, or a fairly close one naming the terms."""

@@ -4,11 +4,19 @@ with the size of the index where it need not (real SQLite, real Chroma)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from conftest import ROOT, MakeDesk
 
+from bot.answer import ExtractiveComposer
+from bot.desk import Desk
+from bot.embed import Embedder
 from bot.models import Article, Chunk
+from bot.pipeline import AnswerPipeline, Request
+from bot.sentence_store import encoder_key
 from bot.store import Store
 
 DIM = 8
@@ -75,3 +83,144 @@ def test_reading_passages_costs_the_same_in_a_small_and_a_large_index(tmp_path: 
     assert steps(large, article.id, 60) <= 2 * steps(small, article.id, 60)
     small.close()
     large.close()
+
+
+# -- sentence vectors stored at ingest (bot/sentence_store.py) -------------------------------
+
+QUESTIONS = [
+    "Why would the EU buy Russian S-400 systems from Turkey?",
+    "How much did Turkey pay Russia for the S-400?",
+    "What did Thomas Barak urge Turkey to do?",
+    "How many pilgrims were killed in the Hajj stampede?",
+    "How many people died in the Mecca crane collapse?",
+    "What did the hackers do to the Church of Scientology website?",
+    "Why did Microsoft want Internet Explorer 6 to die?",
+    "What happened at the lantern festival in Taipei?",
+]
+
+
+class Counting:
+    """The real embedder, counting the texts the composer has it encode."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.texts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        self.texts += len(texts)
+        return self.inner.encode(texts)
+
+
+def answers(desk: Desk, composer: ExtractiveComposer) -> list[tuple[str, list[tuple[int, int]]]]:
+    """Each question's answer text and cited offsets, composed by `composer`."""
+    pipeline = AnswerPipeline(desk.retriever, desk.reranker, composer, desk.pipeline.params)
+    out = []
+    for question in QUESTIONS:
+        answer = pipeline.invoke(Request(question, dt.date(2024, 1, 1)))
+        out.append((answer.text, [(c.start, c.end) for c in answer.citations]))
+    return out
+
+
+def composer(desk: Desk, embedder: Embedder, stored: bool) -> ExtractiveComposer:
+    s = desk.settings
+    return ExtractiveComposer(
+        embedder, s.answer_sentences, s.min_relevance, stored=desk.store if stored else None
+    )
+
+
+def test_stored_sentence_vectors_give_the_same_answers_without_encoding(
+    seeded: Desk, embedder: Embedder
+) -> None:
+    """Answers from the vectors stored at ingest are the answers computed at question time,
+    and composing them encodes no sentence at all."""
+    counting = Counting(embedder)
+    computed = answers(seeded, composer(seeded, embedder, stored=False))
+    stored = answers(seeded, composer(seeded, counting, stored=True))  # type: ignore[arg-type]
+    assert sum(1 for text, _ in computed if "[1]" in text) >= 6  # mostly answered
+    assert stored == computed
+    assert counting.texts == 0
+
+
+def test_the_composer_uses_only_vectors_of_its_own_encoder(
+    tmp_path: Path, make_desk: MakeDesk, embedder: Embedder
+) -> None:
+    """Stored vectors are what the answer is made of (spoilt ones change it), but vectors of
+    another encoder (a model switch) are ignored: the answer is the computed one."""
+    desk = make_desk()
+    desk.ingestor.ingest([ROOT / "corpus" / "2015", ROOT / "corpus" / "2006"])
+    question = "How many people died in the Mecca crane collapse?"
+    truth = desk.ask(question, as_of=dt.date(2024, 1, 1)).text
+    key = encoder_key(embedder)
+    rows = desk.store.db.execute("SELECT chunk_id, vectors FROM sentence_vectors").fetchall()
+    rng = np.random.default_rng(7)
+    spoilt = [
+        (rng.normal(size=len(v) // 4).astype(np.float32).tobytes(), "other", c) for c, v in rows
+    ]
+    with desk.store.db:
+        desk.store.db.executemany(
+            "UPDATE sentence_vectors SET vectors=?, encoder=? WHERE chunk_id=?", spoilt
+        )
+    assert desk.ask(question, as_of=dt.date(2024, 1, 1)).text == truth  # another encoder's
+    with desk.store.db:
+        desk.store.db.execute("UPDATE sentence_vectors SET encoder=?", (key,))
+    assert desk.ask(question, as_of=dt.date(2024, 1, 1)).text != truth  # its own: used
+
+
+def sentence_rows(store: Store) -> dict[str, str]:
+    """chunk id -> article id of every stored sentence-vector row (None: an orphan)."""
+    return dict(
+        store.db.execute(
+            "SELECT s.chunk_id, c.article_id FROM sentence_vectors s "
+            "LEFT JOIN chunks c ON c.id = s.chunk_id"
+        ).fetchall()
+    )
+
+
+def test_updated_and_removed_articles_take_their_sentence_vectors_along(
+    make_desk: MakeDesk, tmp_path: Path
+) -> None:
+    desk = make_desk()
+    source = tmp_path / "bridge.md"
+    source.write_text(
+        "---\ntitle: Bridge to open\nurl: https://example.com/bridge\n---\n"
+        "The new harbour bridge will open to traffic in June, the council said on Monday. "
+        "Ferries will keep running until the end of the summer.\n"
+    )
+    (article,) = desk.ingestor.ingest([source]).added
+    first = sentence_rows(desk.store)
+    assert set(first) == set(desk.store.chunk_ids(article.id))
+    source.write_text(
+        "---\ntitle: Bridge to open\nurl: https://example.com/bridge\n---\n"
+        "The harbour bridge will now open to traffic in May, a month early, the council said "
+        "on Tuesday.\n"
+    )
+    assert desk.ingestor.ingest([source]).updated
+    second = sentence_rows(desk.store)
+    assert set(second) == set(desk.store.chunk_ids(article.id)) and set(second) != set(first)
+    answer = desk.ask("When will the harbour bridge open?", as_of=dt.date(2024, 1, 1))
+    assert "May" in answer.text and "June" not in answer.text
+    desk.ingestor.remove(article.id)
+    assert sentence_rows(desk.store) == {}
+
+
+def test_an_index_from_before_sentence_vectors_answers_the_same(
+    make_desk: MakeDesk, tmp_path: Path
+) -> None:
+    """An index built before the table existed (or with NEWSDESK_SENTENCE_VECTORS=false)
+    answers as one built with it; `newsdesk reindex` fills the table."""
+    desk = make_desk()
+    desk.ingestor.ingest([ROOT / "corpus" / "2015", ROOT / "corpus" / "2008"])
+    with_table = [desk.ask(q, as_of=dt.date(2024, 1, 1)).text for q in QUESTIONS[4:6]]
+    desk.store.db.execute("DROP TABLE sentence_vectors")
+    desk.store.db.commit()
+    desk.store.close()
+    old = make_desk(sentence_vectors=False)  # opening it again creates the table, empty
+    assert old.store.db.execute("SELECT count(*) FROM sentence_vectors").fetchone()[0] == 0
+    assert [old.ask(q, as_of=dt.date(2024, 1, 1)).text for q in QUESTIONS[4:6]] == with_table
+    old.store.close()
+    again = make_desk()
+    again.ingestor.reindex()
+    assert set(sentence_rows(again.store)) == again.store.all_chunk_ids()
