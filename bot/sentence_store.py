@@ -17,6 +17,7 @@ import hashlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -68,6 +69,12 @@ def cuts(text: str, language: str) -> list[tuple[int, int]]:
     return found
 
 
+@lru_cache(maxsize=4096)
+def _cuts(text: str, language: str) -> tuple[tuple[int, int], ...]:
+    """`cuts`, remembered: wire copy repeats chunk texts, and splitting is the slow part."""
+    return tuple(cuts(text, language))
+
+
 def encoder_key(embedder: Embedder) -> str:
     """Who made a vector: model, the backend and precision of `encode`, dimension."""
     fast = getattr(embedder, "fast", embedder)  # BulkOnTorch encodes sentences on its fast one
@@ -80,7 +87,7 @@ def compute(
 ) -> list[ChunkSentences]:
     """Sentences and vectors of (chunk id, text, language) rows; each distinct sentence is
     encoded once (`known` carries vectors across calls of one run)."""
-    cut = [(chunk_id, text, language, cuts(text, language)) for chunk_id, text, language in chunks]
+    cut = [(chunk_id, text, language, _cuts(text, language)) for chunk_id, text, language in chunks]
     texts = [text[a:b] for _, text, _, spans in cut for a, b in spans]
     new = [t for t in dict.fromkeys(texts) if t not in known]
     if new:
@@ -89,7 +96,7 @@ def compute(
     for chunk_id, text, language, spans in cut:
         rows = [known[text[a:b]] for a, b in spans]
         vectors = np.vstack(rows) if rows else np.zeros((0, embedder.dimension), np.float32)
-        out.append(ChunkSentences(chunk_id, language, spans, vectors.astype(np.float32)))
+        out.append(ChunkSentences(chunk_id, language, list(spans), vectors.astype(np.float32)))
     return out
 
 

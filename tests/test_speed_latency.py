@@ -4,11 +4,13 @@ with the size of the index where it need not (real SQLite, real Chroma)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from conftest import ROOT, MakeDesk
 
 from bot.answer import ExtractiveComposer
@@ -16,6 +18,7 @@ from bot.desk import Desk
 from bot.embed import Embedder
 from bot.models import Article, Chunk
 from bot.pipeline import AnswerPipeline, Request
+from bot.retrieve import Retriever
 from bot.sentence_store import encoder_key
 from bot.store import Store
 
@@ -224,3 +227,31 @@ def test_an_index_from_before_sentence_vectors_answers_the_same(
     again = make_desk()
     again.ingestor.reindex()
     assert set(sentence_rows(again.store)) == again.store.all_chunk_ids()
+
+
+# -- the two sides of retrieval at once ------------------------------------------------------
+
+
+def test_the_keyword_side_runs_while_the_question_is_encoded(
+    seeded: Desk, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retrieval costs the slower of its two sides, not both: the keyword search has started
+    before the question's encoding (then the vector search) is over."""
+    started = threading.Event()
+    search = seeded.store.keyword_search
+
+    def keyword_search(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        return search(*args, **kwargs)
+
+    class Waiting(Counting):
+        def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+            overlapped.append(started.wait(timeout=30))
+            return self.inner.encode_queries(texts)
+
+    overlapped: list[bool] = []
+    monkeypatch.setattr(seeded.store, "keyword_search", keyword_search)
+    retriever = Retriever(seeded.store, Waiting(embedder), seeded.retriever.params)  # type: ignore[arg-type]
+    _, passages = retriever.retrieve("How much did Turkey pay Russia for the S-400?")
+    assert overlapped == [True]
+    assert passages == seeded.retriever.retrieve("How much did Turkey pay Russia for the S-400?")[1]
