@@ -35,6 +35,10 @@ INTERNAL = "internal error, see the log"
 # Vectors of texts already embedded in this run, kept to embed a repeated text only once
 # (20,000 x 384 float32 = 30 MB).
 KNOWN_TEXTS = 20_000
+# A run that wrote at least this many chunks, and this share of the index, is a bulk load:
+# the keyword index is merged after it (a reindex always is).
+OPTIMIZE_CHUNKS = 1_000
+OPTIMIZE_SHARE = 0.1
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Batch:
         self.known: dict[str, np.ndarray] = {}
         self.known_sentences: dict[str, np.ndarray] = {}
         self.done = 0
+        self.written = 0  # chunks stored by this run
         self.total = 0
         self.bar = tqdm(total=0, unit=" articles", disable=not bar, dynamic_ncols=True)
 
@@ -158,6 +163,7 @@ class Batch:
                 encoder=encoder,
             )
             offset += n
+            self.written += n
             getattr(self.report, item.status).append(item.article)
             self.report.chunks[item.article.id] = n
             self._tick()
@@ -193,5 +199,7 @@ class Batch:
     def finish(self) -> None:
         self.flush()
         self.bar.close()
+        if self.written >= max(OPTIMIZE_CHUNKS, OPTIMIZE_SHARE * self.ing.store.count_chunks()):
+            self.ing.store.optimize_keywords()
         if self.report.added or self.report.updated:
             manifest.record(self.ing.store, self.ing.built_with)

@@ -238,6 +238,11 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM sentence_vectors")
 
+    def optimize_keywords(self) -> None:
+        """Merge the keyword index after a bulk load (bot/fts.py: `optimize`)."""
+        with self._tx() as db:
+            fts.optimize(db)
+
     def get_meta(self, key: str) -> str | None:
         with self._lock:
             row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -4,6 +4,7 @@ with the size of the index where it need not (real SQLite, real Chroma)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,10 +14,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, MakeDesk
 
+from bot import fts
 from bot.answer import ExtractiveComposer
 from bot.desk import Desk
 from bot.embed import Embedder
-from bot.models import Article, Chunk
+from bot.models import Article, Chunk, Filters
 from bot.pipeline import AnswerPipeline, Request
 from bot.retrieve import Retriever
 from bot.sentence_store import encoder_key
@@ -255,3 +257,29 @@ def test_the_keyword_side_runs_while_the_question_is_encoded(
     _, passages = retriever.retrieve("How much did Turkey pay Russia for the S-400?")
     assert overlapped == [True]
     assert passages == seeded.retriever.retrieve("How much did Turkey pay Russia for the S-400?")[1]
+
+
+def test_a_bulk_load_leaves_the_keyword_index_merged(
+    make_desk: MakeDesk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ingest transaction adds a segment to the FTS index, and a question walks them
+    all; after a bulk load (here: any run of 3+ chunks) they are merged into one."""
+    jsonl = tmp_path / "wire.jsonl"
+    jsonl.write_text(
+        "".join(
+            json.dumps(
+                {"title": f"Ferry strike day {n}", "text": f"Ferry crews struck on day {n}."}
+            )
+            + "\n"
+            for n in range(4)
+        )
+    )
+    monkeypatch.setattr("bot.batch.FLUSH_CHUNKS", 1)  # one transaction per article
+    desk = make_desk()
+    desk.ingestor.ingest([ROOT / "corpus" / "2011"])  # a small run: left as it is
+    assert fts.segments(desk.store.db, fts.ENGLISH) == 2
+    monkeypatch.setattr("bot.batch.OPTIMIZE_CHUNKS", 3)
+    desk.ingestor.ingest([jsonl])
+    assert fts.segments(desk.store.db, fts.ENGLISH) == 1
+    hits = desk.store.keyword_search("ferry strike", 10, Filters())
+    assert len(hits) == 4
