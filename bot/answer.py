@@ -8,9 +8,11 @@ name, a date, a place, a number, a reason), and cites each one by its exact offs
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +24,11 @@ from bot.embed import Embedder, relevance
 from bot.i18n import N_
 from bot.models import Answer, Citation, Passage
 from bot.query import STOPWORDS
-from bot.sentence_store import SentenceSource, cuts, encoder_key
+from bot.sentence_store import ChunkSentences, SentenceSource, cuts, encoder_key
+
+log = logging.getLogger(__name__)
+# Writes the sentence vectors an answer had to encode (filled as you go), off the answer's path.
+_KEEPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentence-vectors")
 
 ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated where shown
 
@@ -196,6 +202,7 @@ class ExtractiveComposer:
         self.min_relevance = min_relevance
         self.stored = stored  # sentence vectors made at ingest; None: encode every sentence
         self.encoder = encoder_key(embedder)
+        self.last_kept: Future[None] | None = None  # the latest write of encoded vectors
 
     def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer:
         terms = query_terms(question)
@@ -271,12 +278,29 @@ class ExtractiveComposer:
         fresh = iter(self.embedder.encode(missing) if missing else [])
         sentences: list[Sentence] = []
         rows: list[np.ndarray] = []
-        for part, vectors in parts:
+        computed: dict[str, ChunkSentences] = {}
+        for p, (part, vectors) in zip(passages, parts, strict=True):
             sentences += part
-            rows += list(vectors) if vectors is not None else [next(fresh) for _ in part]
+            if vectors is None:
+                vectors = np.array([next(fresh) for _ in part], dtype=np.float32)
+                vectors = vectors.reshape(len(part), self.embedder.dimension)
+                spans = [(s.start - p.chunk.start, s.end - p.chunk.start) for s in part]
+                computed[p.chunk.id] = ChunkSentences(p.chunk.id, p.language, spans, vectors)
+            rows += list(vectors)
+        if computed and self.stored is not None:
+            self.last_kept = _KEEPER.submit(self._keep, list(computed.values()))
         if not rows:
             return [], np.zeros((0, self.embedder.dimension), dtype=np.float32)
         return sentences, np.vstack(rows)
+
+    def _keep(self, rows: list[ChunkSentences]) -> None:
+        """Store what this answer encoded, so the next one reads it (an index from before
+        sentence vectors, or ingested without them). Best effort: a busy index skips it."""
+        assert self.stored is not None
+        try:
+            self.stored.add_sentences(self.encoder, rows)
+        except Exception as exc:  # a locked or read-only index: the next answer encodes again
+            log.info("sentence vectors not stored (%s)", exc)
 
     def relevant(self, terms: dict[str, float], passages: list[Passage]) -> bool:
         """Strong enough evidence: a close passage, or a fairly close one naming the terms."""

@@ -54,6 +54,8 @@ class SentenceSource(Protocol):
         self, chunk_ids: Sequence[str], encoder: str, dimension: int
     ) -> dict[str, ChunkSentences]: ...
 
+    def add_sentences(self, encoder: str, rows: Sequence[ChunkSentences]) -> None: ...
+
 
 def cuts(text: str, language: str) -> list[tuple[int, int]]:
     """The quotable sentences of a chunk's text: (start, end) of each, stripped of blank

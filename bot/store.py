@@ -390,6 +390,8 @@ class Store:
 
     def add_sentences(self, encoder: str, rows: Sequence[ChunkSentences]) -> None:
         """Sentence vectors for chunks stored earlier; a chunk deleted meanwhile gets none."""
+        if not rows:
+            return
         with self._tx() as db:
             present = {
                 r[0]

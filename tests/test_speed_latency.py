@@ -21,7 +21,6 @@ from bot.embed import Embedder
 from bot.models import Article, Chunk, Filters
 from bot.pipeline import AnswerPipeline, Request
 from bot.retrieve import Retriever
-from bot.sentence_store import encoder_key
 from bot.store import Store
 
 DIM = 8
@@ -158,20 +157,15 @@ def test_the_composer_uses_only_vectors_of_its_own_encoder(
     desk.ingestor.ingest([ROOT / "corpus" / "2015", ROOT / "corpus" / "2006"])
     question = "How many people died in the Mecca crane collapse?"
     truth = desk.ask(question, as_of=dt.date(2024, 1, 1)).text
-    key = encoder_key(embedder)
     rows = desk.store.db.execute("SELECT chunk_id, vectors FROM sentence_vectors").fetchall()
     rng = np.random.default_rng(7)
-    spoilt = [
-        (rng.normal(size=len(v) // 4).astype(np.float32).tobytes(), "other", c) for c, v in rows
-    ]
+    spoilt = [(rng.normal(size=len(v) // 4).astype(np.float32).tobytes(), c) for c, v in rows]
     with desk.store.db:
-        desk.store.db.executemany(
-            "UPDATE sentence_vectors SET vectors=?, encoder=? WHERE chunk_id=?", spoilt
-        )
-    assert desk.ask(question, as_of=dt.date(2024, 1, 1)).text == truth  # another encoder's
-    with desk.store.db:
-        desk.store.db.execute("UPDATE sentence_vectors SET encoder=?", (key,))
+        desk.store.db.executemany("UPDATE sentence_vectors SET vectors=? WHERE chunk_id=?", spoilt)
     assert desk.ask(question, as_of=dt.date(2024, 1, 1)).text != truth  # its own: used
+    with desk.store.db:
+        desk.store.db.execute("UPDATE sentence_vectors SET encoder='other'")
+    assert desk.ask(question, as_of=dt.date(2024, 1, 1)).text == truth  # another encoder's
 
 
 def sentence_rows(store: Store) -> dict[str, str]:
@@ -225,6 +219,16 @@ def test_an_index_from_before_sentence_vectors_answers_the_same(
     old = make_desk(sentence_vectors=False)  # opening it again creates the table, empty
     assert old.store.db.execute("SELECT count(*) FROM sentence_vectors").fetchone()[0] == 0
     assert [old.ask(q, as_of=dt.date(2024, 1, 1)).text for q in QUESTIONS[4:6]] == with_table
+    # What those answers encoded is kept (filled as you go): asked again, nothing is encoded.
+    kept = old.composer.last_kept  # type: ignore[attr-defined]
+    assert kept is not None
+    kept.result(timeout=120)
+    assert old.store.db.execute("SELECT count(*) FROM sentence_vectors").fetchone()[0] > 0
+    counting = Counting(old.embedder)
+    again_composer = composer(old, counting, stored=True)  # type: ignore[arg-type]
+    pipeline = AnswerPipeline(old.retriever, old.reranker, again_composer, old.pipeline.params)
+    texts = [pipeline.invoke(Request(q, dt.date(2024, 1, 1))).text for q in QUESTIONS[4:6]]
+    assert texts == with_table and counting.texts == 0
     old.store.close()
     again = make_desk()
     again.ingestor.reindex()
