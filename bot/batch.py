@@ -199,7 +199,8 @@ class Batch:
     def finish(self) -> None:
         self.flush()
         self.bar.close()
-        if self.written >= max(OPTIMIZE_CHUNKS, OPTIMIZE_SHARE * self.ing.store.count_chunks()):
+        bulk = self.written >= OPTIMIZE_CHUNKS
+        if bulk and self.written >= OPTIMIZE_SHARE * self.ing.store.count_chunks():
             self.ing.store.optimize_keywords()
         if self.report.added or self.report.updated:
             manifest.record(self.ing.store, self.ing.built_with)
