@@ -99,7 +99,8 @@ def ceilings(rows: list[dict[str, Any]]) -> None:
             first_art += any(has(q, s.text) for s in sents if s.passage.article_id == top)
             any_sent += any(has(q, s.text) for s in sents)
             composer.embedder = CachedEmbedder(q["vectors"])  # type: ignore[assignment]
-            composer.score(q["question"], q["vector"], ps, sents)
+            vectors = composer.embedder.encode([s.text for s in sents])
+            composer.score(q["question"], q["vector"], ps, sents, vectors)
             order = sorted(sents, key=lambda s: -s.score)
             where = next((i for i, s in enumerate(order) if has(q, s.text)), None)
             key = "absent" if where is None else str(min(where + 1, 6)).replace("6", "6+")

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from common import ROOT, machine, parse_day, percentile, read_jsonl, settings_for, write_jsonl
 
-from bot import fts
+from bot import fts, sentence_store
 from bot.desk import Desk
 from bot.keyword import POSTINGS_BUDGET
 from bot.models import Filters
@@ -185,6 +185,23 @@ def _write(store: Any, part: list[tuple[dict[str, Any], str, str, str, np.ndarra
         )
 
 
+def fill_sentences(index: Path, batch: int = 2000) -> int:
+    """Sentence vectors for the chunks of an index grown before they were stored (grow()
+    writes chunks directly, not through ingest); replicas share texts, so each distinct
+    sentence is encoded once. Returns the chunks filled."""
+    desk = Desk(settings_for(index))
+    store, embedder = desk.store, desk.embedder
+    key = sentence_store.encoder_key(embedder)
+    known: dict[str, np.ndarray] = {}
+    filled = 0
+    while rows := store.chunks_without_sentences(key, batch):
+        store.add_sentences(key, sentence_store.compute(embedder, rows, known))
+        filled += len(rows)
+        print(f"  sentence vectors: {filled} chunks, {len(known)} distinct sentences", flush=True)
+    store.close()
+    return filled
+
+
 def measure(args: argparse.Namespace) -> None:
     """One fresh process: open, questions one at a time, keyword side, ingest; prints JSON."""
     t0 = time.perf_counter()
@@ -304,11 +321,20 @@ def main() -> None:
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--url", default="", help=argparse.SUPPRESS)
     ap.add_argument("--ingest", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--fill-sentences",
+        type=Path,
+        metavar="FOLDER",
+        help="store the sentence vectors of an index grown without them, then exit",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "scale.md")
     args = ap.parse_args()
     if args.measure:
         args.index = args.measure
         return measure(args)
+    if args.fill_sentences:
+        print(f"filled {fill_sentences(args.fill_sentences)} chunks")
+        return None
 
     args.work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(16)
@@ -330,6 +356,7 @@ def main() -> None:
             )
         print(f"growing to {size} chunks", flush=True)
         load_rate = grow(target, seed_desk, size, args.noise, rng)
+        fill_sentences(target)
         if size in done and not load_rate:
             load_rate = done[size]["load_chunks_s"]  # not grown now: keep the build's rate
         batch = args.work / f"new-{size}.jsonl"

@@ -8,8 +8,10 @@ name, a date, a place, a number, a reason), and cites each one by its exact offs
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -18,7 +20,7 @@ from bot.conversation import TURNS_KEPT, Conversation
 from bot.crosslingual import multilingual
 from bot.embed import Embedder, relevance
 from bot.i18n import N_
-from bot.lead import LEAD_WEIGHTS, QUOTE_WEIGHTS, lead_features, lead_scores
+from bot.lead import LEAD_WEIGHTS, QUOTE_WEIGHTS, lead_features, lead_scores, sentences_at
 from bot.lead import Sentence as Sentence
 from bot.lead import answers_type as answers_type
 from bot.lead import coverage as coverage
@@ -27,6 +29,11 @@ from bot.lead import query_terms as query_terms
 from bot.lead import question_type as question_type
 from bot.lead import split_sentences as split_sentences
 from bot.models import Answer, Citation, Passage
+from bot.sentence_store import ChunkSentences, SentenceSource, encoder_key
+
+log = logging.getLogger(__name__)
+# Writes the sentence vectors an answer had to encode (filled as you go), off the answer's path.
+_KEEPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentence-vectors")
 
 ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated where shown
 
@@ -63,21 +70,30 @@ class ExtractiveComposer:
     near = 0.2
     min_coverage = 0.8
 
-    def __init__(self, embedder: Embedder, max_sentences: int = 3, min_relevance: float = 0.3):
+    def __init__(
+        self,
+        embedder: Embedder,
+        max_sentences: int = 3,
+        min_relevance: float = 0.3,
+        stored: SentenceSource | None = None,
+    ):
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.min_relevance = min_relevance
         self.lead_weights = dict(LEAD_WEIGHTS)
         self.quote_weights = dict(QUOTE_WEIGHTS)
+        self.stored = stored  # sentence vectors made at ingest; None: encode every sentence
+        self.encoder = encoder_key(embedder)
+        self.last_kept: Future[None] | None = None  # the latest write of encoded vectors
 
     def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer:
         terms = query_terms(question)
         if not passages or not self.relevant(terms, passages):
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        sentences = [s for p in passages for s in split_sentences(p)]
+        sentences, vectors = self.sentences(passages)
         if not sentences:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        vectors = self.score(question, vector, passages, sentences)
+        self.score(question, vector, passages, sentences, vectors)
         chosen = self.arrange(self.select(sentences, vectors), passages)
         citations = [
             Citation(
@@ -106,23 +122,72 @@ class ExtractiveComposer:
         return rule_based_rewrite(history, question)
 
     def score(
-        self, question: str, vector: np.ndarray, passages: list[Passage], sentences: list[Sentence]
-    ) -> np.ndarray:
-        """Sets each sentence's score (bot/lead.py); returns the sentences' vectors."""
-        vectors = self.embedder.encode([s.text for s in sentences])
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        sentences: list[Sentence],
+        vectors: np.ndarray,
+    ) -> None:
+        """Sets each sentence's `lead` and `score` (bot/lead.py)."""
         dense = [relevance(self.embedder, float(v @ vector)) for v in vectors]
         features = lead_features(question, passages, sentences, dense, self.kind(question))
         leads = lead_scores(features, self.lead_weights)
         quotes = lead_scores(features, self.quote_weights)
         for sentence, lead, quote in zip(sentences, leads, quotes, strict=True):
             sentence.lead, sentence.score = float(lead), float(quote)
-        return vectors
 
     def kind(self, question: str) -> str:
         kind = question_type(question)
         if kind == "other" and multilingual(self.embedder):
             kind = other_language_type(question)
         return kind
+
+    def sentences(self, passages: list[Passage]) -> tuple[list[Sentence], np.ndarray]:
+        """Every sentence of the passages, in order, with its vector: the stored one when the
+        chunk has it (same encoder, cut by the same language), else encoded now."""
+        found = {}
+        if self.stored is not None:
+            ids = [p.chunk.id for p in passages]
+            found = self.stored.sentence_vectors(ids, self.encoder, self.embedder.dimension)
+        parts: list[tuple[list[Sentence], np.ndarray | None]] = []
+        for p in passages:
+            row = found.get(p.chunk.id)
+            if (
+                row
+                and row.language == p.language
+                and all(b <= len(p.chunk.text) for _, b in row.spans)
+            ):
+                parts.append((sentences_at(p, row.spans), row.vectors))
+            else:
+                parts.append((split_sentences(p), None))
+        missing = [s.text for part, vectors in parts if vectors is None for s in part]
+        fresh = iter(self.embedder.encode(missing) if missing else [])
+        sentences: list[Sentence] = []
+        rows: list[np.ndarray] = []
+        computed: dict[str, ChunkSentences] = {}
+        for p, (part, vectors) in zip(passages, parts, strict=True):
+            sentences += part
+            if vectors is None:
+                vectors = np.array([next(fresh) for _ in part], dtype=np.float32)
+                vectors = vectors.reshape(len(part), self.embedder.dimension)
+                spans = [(s.start - p.chunk.start, s.end - p.chunk.start) for s in part]
+                computed[p.chunk.id] = ChunkSentences(p.chunk.id, p.language, spans, vectors)
+            rows += list(vectors)
+        if computed and self.stored is not None:
+            self.last_kept = _KEEPER.submit(self._keep, list(computed.values()))
+        if not rows:
+            return [], np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return sentences, np.vstack(rows)
+
+    def _keep(self, rows: list[ChunkSentences]) -> None:
+        """Store what this answer encoded, so the next one reads it (an index from before
+        sentence vectors, or ingested without them). Best effort: a busy index skips it."""
+        assert self.stored is not None
+        try:
+            self.stored.add_sentences(self.encoder, rows)
+        except Exception as exc:  # a locked or read-only index: the next answer encodes again
+            log.info("sentence vectors not stored (%s)", exc)
 
     def relevant(self, terms: dict[str, float], passages: list[Passage]) -> bool:
         """Strong enough evidence: a close passage, or a fairly close one naming the terms."""

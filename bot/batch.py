@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from bot import manifest
+from bot import manifest, sentence_store
 from bot.chunk import embed_text
 from bot.corpus import assign_id, content_hash
 from bot.errors import InputError, NewsdeskError
@@ -35,6 +35,10 @@ INTERNAL = "internal error, see the log"
 # Vectors of texts already embedded in this run, kept to embed a repeated text only once
 # (20,000 x 384 float32 = 30 MB).
 KNOWN_TEXTS = 20_000
+# A run that wrote at least this many chunks, and this share of the index, is a bulk load:
+# the keyword index is merged after it (a reindex always is).
+OPTIMIZE_CHUNKS = 1_000
+OPTIMIZE_SHARE = 0.1
 
 
 @dataclass
@@ -62,7 +66,9 @@ class Batch:
         self.pending: list[Pending] = []
         self.seen: set[str] = set()
         self.known: dict[str, np.ndarray] = {}
+        self.known_sentences: dict[str, np.ndarray] = {}
         self.done = 0
+        self.written = 0  # chunks stored by this run
         self.total = 0
         self.bar = tqdm(total=0, unit=" articles", disable=not bar, dynamic_ncols=True)
 
@@ -143,13 +149,21 @@ class Batch:
             return
         texts = [embed_text(p.article.title, c.text) for p in self.pending for c in p.chunks]
         vectors = self._vectors(texts)
+        sentences = self._sentences()
+        encoder = sentence_store.encoder_key(self.ing.embedder)
         offset = 0
         for item in self.pending:
             n = len(item.chunks)
             self.ing.store.put_chunks(
-                item.article, item.chunks, vectors[offset : offset + n], new=item.status == "added"
+                item.article,
+                item.chunks,
+                vectors[offset : offset + n],
+                new=item.status == "added",
+                sentences=sentences[offset : offset + n],
+                encoder=encoder,
             )
             offset += n
+            self.written += n
             getattr(self.report, item.status).append(item.article)
             self.report.chunks[item.article.id] = n
             self._tick()
@@ -166,6 +180,16 @@ class Batch:
                 self.known[text] = vector
         return np.vstack([self.known[t] for t in texts])
 
+    def _sentences(self) -> list[sentence_store.ChunkSentences]:
+        """The pending chunks' sentence vectors, by the answer composer's own encoder; none
+        when they are not kept (NEWSDESK_SENTENCE_VECTORS=false)."""
+        if not self.ing.sentence_vectors:
+            return []
+        if len(self.known_sentences) > KNOWN_TEXTS:
+            self.known_sentences.clear()
+        rows = [(c.id, c.text, p.article.language) for p in self.pending for c in p.chunks]
+        return sentence_store.compute(self.ing.embedder, rows, self.known_sentences)
+
     def _tick(self) -> None:
         self.done += 1
         self.bar.update(1)
@@ -175,5 +199,8 @@ class Batch:
     def finish(self) -> None:
         self.flush()
         self.bar.close()
+        bulk = self.written >= OPTIMIZE_CHUNKS
+        if bulk and self.written >= OPTIMIZE_SHARE * self.ing.store.count_chunks():
+            self.ing.store.optimize_keywords()
         if self.report.added or self.report.updated:
             manifest.record(self.ing.store, self.ing.built_with)

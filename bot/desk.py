@@ -118,6 +118,7 @@ class Desk:
             s.max_file_bytes,
             s.fetch_timeout,
             fetcher=fetcher,
+            sentence_vectors=s.sentence_vectors,
         )
 
     @cached_property
@@ -138,7 +139,9 @@ class Desk:
     def composer(self) -> Composer:
         """The extractive composer, or a language model checked by it when one is configured."""
         s = self.settings
-        extractive = ExtractiveComposer(self.embedder, s.answer_sentences, s.min_relevance)
+        extractive = ExtractiveComposer(
+            self.embedder, s.answer_sentences, s.min_relevance, stored=self.store
+        )
         if s.llm_base_url and s.llm_model:
             from bot.llm import LLMComposer
 

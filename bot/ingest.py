@@ -44,6 +44,7 @@ class Ingestor:
         max_bytes: int,
         fetch_timeout: float = 20.0,
         fetcher: Fetcher | None = None,
+        sentence_vectors: bool = True,
     ) -> None:
         self.corpus = corpus
         self.store = store
@@ -53,6 +54,7 @@ class Ingestor:
         self.fetch_timeout = fetch_timeout
         # Without one given: public addresses only, nothing on the local network.
         self.fetcher = fetcher or Fetcher(timeout=fetch_timeout, max_bytes=max_bytes)
+        self.sentence_vectors = sentence_vectors  # store them with the chunks (README "Speed")
 
     # -- entry points ----------------------------------------------------------------------
 

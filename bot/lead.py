@@ -17,9 +17,7 @@ import numpy as np
 
 from bot.models import Passage
 from bot.query import STOPWORDS
-from bot.sentences import sentence_spans
-
-MIN_SENTENCE_CHARS = 25
+from bot.sentence_store import cuts
 
 # What a question asks for, and what a sentence that answers it contains.
 MONTHS = (
@@ -113,17 +111,15 @@ class Sentence:
 
 
 def split_sentences(passage: Passage) -> list[Sentence]:
-    """Sentences of a passage, split by its article's language, with article offsets."""
+    """Sentences of a passage, split by its article's language, with article offsets (the
+    same cuts that ingest stores sentence vectors for: bot/sentence_store.py)."""
+    return sentences_at(passage, cuts(passage.chunk.text, passage.language))
+
+
+def sentences_at(passage: Passage, spans: list[tuple[int, int]]) -> list[Sentence]:
+    """Sentences of a passage from (start, end) offsets into its chunk's text."""
     chunk = passage.chunk
-    found = []
-    for span_start, span_end in sentence_spans(chunk.text, passage.language):
-        raw = chunk.text[span_start:span_end]
-        text = raw.strip()
-        if len(text) < MIN_SENTENCE_CHARS:
-            continue
-        start = chunk.start + span_start + (len(raw) - len(raw.lstrip()))
-        found.append(Sentence(passage, start, start + len(text), text))
-    return found
+    return [Sentence(passage, chunk.start + a, chunk.start + b, chunk.text[a:b]) for a, b in spans]
 
 
 def query_terms(question: str) -> dict[str, float]:

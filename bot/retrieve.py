@@ -4,6 +4,7 @@ recency towards an as-of date and at most a few passages per article."""
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,10 @@ from bot.models import Filters, Passage
 from bot.store import Store
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each list
+# The keyword side runs in one of these while the question is encoded and the vectors searched:
+# SQLite, ONNX Runtime and Chroma all release the GIL, so a question costs the slower side, not
+# both. Shared by every retriever of the process (a few threads, started on first use).
+_KEYWORD_SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword")
 
 
 @dataclass
@@ -38,9 +43,10 @@ class Retriever:
         """The question's vector and its best passages, best first."""
         filters = filters or Filters()
         p = self.params
+        pending = _KEYWORD_SIDE.submit(self.store.keyword_search, query, p.candidates, filters)
         vector = self.embedder.encode_queries([query])[0]
         dense = self.store.dense_search(vector, p.candidates, filters)
-        keyword = self.store.keyword_search(query, p.candidates, filters)
+        keyword = pending.result()
         fused: dict[str, Passage] = {}
         for rank, passage in enumerate(dense):
             passage.score = 1.0 / (RRF_K + rank + 1)

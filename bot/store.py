@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from bot import fts, private
+from bot import fts, private, sentence_store
 from bot.chroma import open_collection
 from bot.errors import IndexUnavailable, StorageError, storage_problem
 from bot.keyword import BM25_WEIGHTS, POSTINGS_BUDGET, TermCounts, bounded, top_chunks
 from bot.models import Article, Chunk, Filters, Passage
 from bot.query import chroma_where, date_key, keyword_query, sql_filters
+from bot.sentence_store import ChunkSentences
 
 log = logging.getLogger(__name__)
 SCHEMA = (
@@ -58,8 +59,9 @@ CREATE INDEX IF NOT EXISTS articles_ingested ON articles(ingested_at);
 CREATE INDEX IF NOT EXISTS articles_state ON articles(state);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-    + fts.SCHEMA
-)  # the keyword index: one FTS5 table for English, one for other languages
+    + fts.SCHEMA  # the keyword index: one FTS5 table for English, one for other languages
+    + sentence_store.SCHEMA  # each chunk's sentence vectors, for the answer composer
+)
 # Article states: 'indexing' (being written; repair redoes it), 'ready', 'removing' (a takedown
 # in progress: hidden from answers; repair finishes it, never brings it back).
 HEX_PREFIX = re.compile(r"^[0-9a-f]{1,16}$")
@@ -151,12 +153,19 @@ class Store:
             )
 
     def put_chunks(
-        self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, new: bool = False
+        self,
+        article: Article,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        new: bool = False,
+        sentences: Sequence[ChunkSentences] = (),
+        encoder: str = "",
     ) -> None:
         """Replace the article's chunks everywhere, then mark it ready.
 
         `new`: the article had no manifest row before this ingest, so nothing of it can be
-        stored yet and the (costly, filtered) delete in Chroma is skipped.
+        stored yet and the (costly, filtered) delete in Chroma is skipped. `sentences`: the
+        chunks' sentence vectors (made by `encoder`), committed with the chunk rows.
         """
         if not new:
             self._delete_chunks(article.id)
@@ -183,6 +192,8 @@ class Store:
             db.executemany(
                 *fts.rows_for(article.language, [(c.id, article.title, c.text) for c in chunks])
             )
+            if sentences:
+                sentence_store.write(db, encoder, sentences)
             db.execute(
                 "UPDATE articles SET state='ready', n_chunks=? WHERE id=?",
                 (len(chunks), article.id),
@@ -197,6 +208,11 @@ class Store:
                     "(SELECT id FROM chunks WHERE article_id=?)",
                     (article_id,),
                 )
+            db.execute(
+                "DELETE FROM sentence_vectors WHERE chunk_id IN "
+                "(SELECT id FROM chunks WHERE article_id=?)",
+                (article_id,),
+            )
             db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
 
     def delete_article(self, article_id: str) -> None:
@@ -216,8 +232,16 @@ class Store:
             self.collection.delete(ids=list(ids[start : start + 5000]))
 
     def reset_vectors(self) -> None:
-        """Empty the vector collection (its vectors came from another model: useless now)."""
+        """Empty the vector collection and the sentence vectors (they came from another model:
+        useless now)."""
         self.collection.recreate()
+        with self._tx() as db:
+            db.execute("DELETE FROM sentence_vectors")
+
+    def optimize_keywords(self) -> None:
+        """Merge the keyword index after a bulk load (bot/fts.py: `optimize`)."""
+        with self._tx() as db:
+            fts.optimize(db)
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
@@ -346,6 +370,38 @@ class Store:
             for i, v in zip(got["ids"], got["embeddings"], strict=True)
         }
 
+    def sentence_vectors(
+        self, chunk_ids: Sequence[str], encoder: str, dimension: int
+    ) -> dict[str, ChunkSentences]:
+        """The stored sentence vectors of these chunks, made by `encoder` (others are left out)."""
+        with self._lock:
+            return sentence_store.read(self.db, list(dict.fromkeys(chunk_ids)), encoder, dimension)
+
+    def chunks_without_sentences(self, encoder: str, limit: int) -> list[tuple[str, str, str]]:
+        """(chunk id, text, language) of ready chunks with no sentence vectors by `encoder`."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT c.id, c.text, a.language FROM chunks c CROSS JOIN articles a "
+                "ON a.id = c.article_id WHERE a.state = 'ready' AND NOT EXISTS (SELECT 1 FROM "
+                "sentence_vectors s WHERE s.chunk_id = c.id AND s.encoder = ?) LIMIT ?",
+                (encoder, limit),
+            ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def add_sentences(self, encoder: str, rows: Sequence[ChunkSentences]) -> None:
+        """Sentence vectors for chunks stored earlier; a chunk deleted meanwhile gets none."""
+        if not rows:
+            return
+        with self._tx() as db:
+            present = {
+                r[0]
+                for r in db.execute(
+                    f"SELECT id FROM chunks WHERE id IN ({','.join('?' * len(rows))})",
+                    [r.chunk_id for r in rows],
+                )
+            }
+            sentence_store.write(db, encoder, [r for r in rows if r.chunk_id in present])
+
     def vector_ids(self) -> set[str]:
         return set(self.collection.get(include=[])["ids"])
 
@@ -421,11 +477,14 @@ class Store:
         if not chunk_ids:
             return []
         marks = ",".join("?" * len(chunk_ids))
+        # CROSS JOIN fixes the loop order: chunks by id, then their articles. With a plain JOIN
+        # SQLite drove the query from the index on articles(state), which every article matches,
+        # and scanned every chunk of the index for the few asked for (230 ms at 100k chunks).
         with self._lock:
             rows = self.db.execute(
                 'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, '
                 "a.source, a.published, a.url, a.language "
-                "FROM chunks c JOIN articles a ON a.id = c.article_id "
+                "FROM chunks c CROSS JOIN articles a ON a.id = c.article_id "
                 f"WHERE c.id IN ({marks}) AND a.state = 'ready' {conditions}",
                 (*chunk_ids, *args),
             ).fetchall()

@@ -219,12 +219,17 @@ def check_consistent(desk: Desk) -> None:
         )
     ]
     assert sorted(fts) == sorted(all_chunks), "keyword index rows != chunks"
+    sentences = [r[0] for r in store.db.execute("SELECT chunk_id FROM sentence_vectors")]
+    assert sorted(sentences) == sorted(all_chunks), "sentence vectors != chunks"
 
 
 def verify(trial: Trial, jsonl: Path, embedder: Embedder, titles: set[str]) -> None:
     desk = Desk(settings_for(trial.root), embedder=embedder)
     try:
         trial.before = snapshot(desk)
+        # Sentence vectors are committed with their chunk rows: a kill never leaves them alone.
+        sentences = {r[0] for r in desk.store.db.execute("SELECT chunk_id FROM sentence_vectors")}
+        assert sentences <= desk.store.all_chunk_ids()
         desk.ingestor.repair()
         check_consistent(desk)
         report = desk.ingestor.ingest([jsonl])

@@ -23,7 +23,8 @@ class Counting:
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
-        self.encoded: list[str] = []
+        self.encoded: list[str] = []  # chunk texts
+        self.sentences: list[str] = []  # sentences, for their stored vectors
         for name in ("name", "backend", "dtype", "dimension", "max_tokens", "batch_size"):
             setattr(self, name, getattr(inner, name))
 
@@ -42,7 +43,7 @@ class Counting:
         return self.inner.encode_passages(texts)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        self.encoded += texts
+        self.sentences += texts
         return self.inner.encode(texts)
 
 
@@ -71,6 +72,7 @@ def test_wire_copy_is_embedded_once_and_indexed_for_every_outlet(
     per_article = report.chunks[report.added[0].id]
     # Five copies share every chunk text; the sixth has another headline, so other texts.
     assert len(counting.encoded) == len(set(counting.encoded)) == 2 * per_article
+    assert counting.sentences and len(counting.sentences) == len(set(counting.sentences))
     hits = desk.search("Which outlets reported the central bank's rate rise?", k=20)
     assert {p.source for p in hits} == set(outlets)
     vectors = desk.store.vectors([p.chunk.id for p in hits])
