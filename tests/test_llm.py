@@ -380,12 +380,10 @@ def test_a_reply_that_never_completes_gives_the_extractive_answer_in_time(
     assert "TimeoutError" in caplog.text and len(fake.requests) == 1  # no retry past it
 
 
-async def test_a_trickled_stream_ends_in_the_extractive_answer_in_time(
-    seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI
-) -> None:
-    vector, passages = s400
-    fake.push(TRICKLE)
-    composer = llm_composer(seeded, fake, timeout=DEADLINE)
+async def streamed_within_bound(
+    composer: LLMComposer, vector: np.ndarray, passages: list[Passage]
+) -> str | Answer:
+    """Streams the S-400 answer; asserts the stream ended within BOUND; returns its last item."""
     started = time.monotonic()
 
     async def collect() -> list[str | Answer]:
@@ -393,7 +391,16 @@ async def test_a_trickled_stream_ends_in_the_extractive_answer_in_time(
 
     items = await asyncio.wait_for(collect(), BOUND * 3)
     assert time.monotonic() - started < BOUND
-    final = items[-1]
+    return items[-1]
+
+
+async def test_a_trickled_stream_ends_in_the_extractive_answer_in_time(
+    seeded: Desk, s400: tuple[np.ndarray, list[Passage]], fake: FakeOpenAI
+) -> None:
+    vector, passages = s400
+    fake.push(TRICKLE)
+    composer = llm_composer(seeded, fake, timeout=DEADLINE)
+    final = await streamed_within_bound(composer, vector, passages)
     assert isinstance(final, Answer) and final.note == UNAVAILABLE_NOTE
     check_citations(seeded, final)
 
@@ -438,14 +445,7 @@ async def test_a_stuck_model_loop_cannot_hold_a_streamed_answer_past_its_deadlin
     vector, passages = s400
     fake.push("Turkey paid Russia $2.5 billion for the S-400 [1].")
     composer = stuck_composer(seeded, fake, stuck_loop)
-    started = time.monotonic()
-
-    async def collect() -> list[str | Answer]:
-        return [x async for x in stream_answer(composer, S400, vector, passages)]
-
-    items = await asyncio.wait_for(collect(), BOUND * 3)
-    assert time.monotonic() - started < BOUND
-    final = items[-1]
+    final = await streamed_within_bound(composer, vector, passages)
     assert isinstance(final, Answer) and final.note == UNAVAILABLE_NOTE
     check_citations(seeded, final)
 
