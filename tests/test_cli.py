@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,18 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
     assert "NEWSDESK_ADMINS: invalid literal for int() with base 10: 'abc'" in err, err
     assert "NEWSDESK_FETCH_ALLOWED_NETWORKS: '10.0.0.0/33' does not appear" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_webhook_port_in_use_stops_serve_with_one_line(
+    on_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NEWSDESK_TELEGRAM_TOKEN", "123456:fake-token-for-a-port-test")
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # another program holds the port
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(
+            ["serve", "--webhook-url", "https://news.example/telegram",
+             "--listen", f"127.0.0.1:{port}"],
+            capsys,
+        )  # fmt: skip
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err, err
+    assert "Traceback" not in err and "fake-token" not in err
