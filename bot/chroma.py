@@ -6,9 +6,11 @@ lives there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,12 @@ from bot.errors import IndexUnavailable, NewsdeskError
 
 log = logging.getLogger(__name__)
 COLLECTION = "chunks"
+# chromadb's embedded Rust bindings are not safe under concurrent calls from several threads:
+# a query racing a write fails with "Error finding id" (seen with 1.5.9 here), and
+# chroma-core/chroma and its users report segfaults. The bot calls Chroma from its writer,
+# its retrieval pool and its health check, so every embedded call in the process takes turns
+# (a query is a few ms even at 1M chunks). A Chroma server serializes on its own side.
+EMBEDDED_CALLS = threading.Lock()
 
 
 def open_collection(index_dir: Path, chroma_url: str, retries: int, timeout: float) -> Collection:
@@ -55,17 +63,18 @@ def open_collection(index_dir: Path, chroma_url: str, retries: int, timeout: flo
         return Collection(connect, server.url, retries)
     path = private.private_dir(index_dir / "chroma")
     try:
-        client = chromadb.PersistentClient(
-            path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
-        )
-        collection = _chunks_collection(client)
+        with EMBEDDED_CALLS:
+            client = chromadb.PersistentClient(
+                path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
+            )
+            collection = _chunks_collection(client)
         private.private_file(path / "chroma.sqlite3")  # chromadb creates it world-readable
     except Exception as exc:  # chromadb raises many types for a broken or absent store
         raise IndexUnavailable(
             f"cannot open the vector store at {path} ({exc.__class__.__name__}: {exc}); "
             "run `newsdesk reindex` to rebuild it from corpus/"
         ) from exc
-    opened = Collection(lambda: client, str(path), retries)
+    opened = Collection(lambda: client, str(path), retries, turns=EMBEDDED_CALLS)
     opened._client, opened._collection = client, collection
     return opened
 
@@ -145,12 +154,18 @@ class Collection:
     """
 
     def __init__(
-        self, connect: Callable[[], Any], where: str, attempts: int = 4, wait: float = 0.5
+        self,
+        connect: Callable[[], Any],
+        where: str,
+        attempts: int = 4,
+        wait: float = 0.5,
+        turns: AbstractContextManager[Any] | None = None,
     ) -> None:
         self._connect = connect  # returns a chromadb client
         self._client: Any = None
         self._collection: Any = None
         self._lock = threading.Lock()
+        self._turns = turns or contextlib.nullcontext()  # EMBEDDED_CALLS for an embedded store
         self.where = where
         self.attempts = max(1, attempts)
         self.wait = wait
@@ -174,7 +189,7 @@ class Collection:
         """Drop the collection and make it anew: a collection keeps the dimension of its first
         vectors even when emptied, and a new embedding model may have another."""
         self._open()
-        with self._lock:
+        with self._lock, self._turns:
             self._client.delete_collection(COLLECTION)
             self._collection = _chunks_collection(self._client)
 
@@ -204,7 +219,10 @@ class Collection:
 
     def _invoke(self, method: str, kwargs: dict[str, Any]) -> Any:
         collection = self._open()
-        return collection if method == "_self" else getattr(collection, method)(**kwargs)
+        if method == "_self":
+            return collection
+        with self._turns:
+            return getattr(collection, method)(**kwargs)
 
     def _open(self) -> Any:
         with self._lock:
