@@ -145,7 +145,8 @@ class FeedStore:
         self._lock = threading.RLock()
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:  # not under a job thread's query: that would free what it reads
+            self.db.close()
 
     def add(self, url: str, source: str = "") -> Feed:
         link = web_link(url, "")

@@ -103,7 +103,8 @@ class WatchStore:
         self._lock = threading.RLock()
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:  # not under a job thread's query: that would free what it reads
+            self.db.close()
 
     def _rows(self, sql: str, *args: object) -> list[Any]:
         with self._lock:
