@@ -176,12 +176,12 @@ def index_key(settings: Settings, embedder: Embedder, corpus: Path) -> str:
 
 
 def build_ours(
-    corpus: Path, folder: Path, embedder: Embedder, fresh: bool = False
+    corpus: Path, folder: Path, embedder: Embedder, fresh: bool = False, **overrides: Any
 ) -> tuple[Desk, dict[str, Any]]:
     """Ingest `corpus` (JSONL) into folder/corpus + folder/index; reused when complete."""
     if fresh and folder.exists():
         shutil.rmtree(folder)
-    settings = settings_for(folder)
+    settings = settings_for(folder, **overrides)
     desk = Desk(settings, embedder=embedder)
     marker = folder / "complete.json"
     if marker.exists():

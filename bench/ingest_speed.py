@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/ingest_speed.py ../shared/dev-eval [--articles 400]
 
-For each encoder (torch-float32, torch-bfloat16, onnx-float32, auto) it ingests the same subset
-from scratch, times the raw encode of exactly the texts ours embedded (title + chunk), and
-measures retrieval on the gold questions whose gold article is in the subset, so speed and
-quality are seen side by side.
+For each encoder (torch-float32, torch-bfloat16, onnx-float32, auto; a `:nosv` suffix turns
+NEWSDESK_SENTENCE_VECTORS off for that row) it ingests the same subset from scratch, times the
+raw encode of exactly the texts ours embedded (title + chunk), and measures retrieval on the
+gold questions whose gold article is in the subset, so speed and quality are seen side by side.
 Writes bench/results/ingest_speed.md.
 """
 
@@ -43,6 +43,29 @@ def subset(records: list[dict[str, Any]], questions: list[dict[str, Any]], n: in
     return (first + rest)[:n]
 
 
+def same_answers(desk: Any, probe: list[dict[str, Any]]) -> tuple[int, int]:
+    """Of the probe questions, how many get the same answer (text and cited offsets) from the
+    stored sentence vectors as from vectors the composer computes itself."""
+    from bot.answer import ExtractiveComposer
+    from bot.pipeline import AnswerPipeline, Request
+
+    s = desk.settings
+
+    def answers(stored: Any) -> list[tuple[str, list[tuple[int, int]]]]:
+        composer = ExtractiveComposer(
+            desk.embedder, s.answer_sentences, s.min_relevance, stored=stored
+        )
+        pipeline = AnswerPipeline(desk.retriever, desk.reranker, composer, desk.pipeline.params)
+        out = []
+        for q in probe:
+            answer = pipeline.invoke(Request(q["question"], parse_day(q["question_date"])))
+            out.append((answer.text, [(c.start, c.end) for c in answer.citations]))
+        return out
+
+    computed, stored = answers(None), answers(desk.store)
+    return sum(a == b for a, b in zip(computed, stored, strict=True)), len(probe)
+
+
 def chunking(desk: Any, records: list[dict[str, Any]]) -> tuple[float, float, int, int]:
     """Seconds to chunk the subset: ours, and the LangChain splitter counting tokens (before)."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -76,7 +99,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dev_eval", type=Path)
     ap.add_argument("--articles", type=int, default=200)
-    ap.add_argument("--dtypes", default="torch-float32,onnx-float32,auto", help="encoders")
+    ap.add_argument(
+        "--dtypes",
+        default="torch-float32,onnx-float32,auto:nosv,auto",
+        help="encoders; NAME:nosv ingests without stored sentence vectors",
+    )
     ap.add_argument(
         "--baseline-dtypes",
         default="torch-float32",
@@ -100,15 +127,19 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     ranked_by: dict[str, list[list[str]]] = {}
     for dtype in args.dtypes.split(","):
-        backend, precision = [*dtype.split("-"), "auto"][:2]
+        encoder, _, variant = dtype.partition(":")
+        backend, precision = [*encoder.split("-"), "auto"][:2]
         embedder = load_embedder(dtype=precision, backend=backend)
         embedder.encode(["warm up the model"] * 8)
-        desk, ours = build_ours(path, args.work / "speed" / f"ours-{dtype}", embedder, fresh=True)
+        folder = args.work / "speed" / f"ours-{dtype.replace(':', '-')}"
+        sentences = variant != "nosv"
+        desk, ours = build_ours(path, folder, embedder, fresh=True, sentence_vectors=sentences)
         texts = chunk_texts(desk)
         start = time.perf_counter()
         embedder.encode_passages(texts)
         raw = time.perf_counter() - start
         base = {"chunks": 0, "seconds": 0.0}
+        same = same_answers(desk, probe) if sentences else None
         if dtype in args.baseline_dtypes.split(","):
             base_folder = args.work / "speed" / f"baseline-{dtype}"
             _, base = build_baseline(chosen, base_folder, embedder, fresh=True)
@@ -130,6 +161,7 @@ def main() -> None:
             "base_s": base["seconds"],
             "hits1": hits1 / max(1, len(probe)),
             "hits5": hits5 / max(1, len(probe)),
+            "same_answers": same,
         }
         rows.append(row)
         print(row, flush=True)
@@ -172,6 +204,14 @@ def main() -> None:
             )
             + f"{r['hits1']:.1%} | {r['hits5']:.1%} |"
         )
+    for r in rows:
+        if r["same_answers"] is not None:
+            same_n, total = r["same_answers"]
+            lines.append(
+                f"\n{r['dtype']}: answers composed from the stored sentence vectors are identical "
+                f"(text and cited offsets) to answers computed at question time by the "
+                f"composer's own encoder for **{same_n} of {total}** questions."
+            )
     base_row = next((r for r in rows if r["base_s"]), None)
     for r in rows if base_row else []:
         assert base_row is not None

@@ -3,12 +3,13 @@ stored chunks (that encoding was most of an extractive answer's time).
 
 The extractive composer scores every sentence of its passages by cosine to the question. At
 ingest each chunk is cut into the sentences the composer would cut (same function, same
-language) and each sentence is encoded by the composer's own encoder (`Embedder.encode`, same
-text), so a stored vector is the one the composer would compute. They are written in the same
-SQLite transaction as the chunk rows and deleted with them: a kill mid-write leaves both or
-neither. Each row names its encoder and the language it was cut by; a row of another encoder or
-language is ignored and the composer encodes as before (an index built before this table
-existed works unchanged; `newsdesk reindex` fills it).
+language) and each sentence is encoded by the composer's own model (`Embedder.encode`, same
+text; a bulk ingest on a bfloat16 CPU uses torch, within cosine 0.999 of the composer's ONNX),
+so a stored vector is the one the composer would compute, up to that rounding. They are written
+in the same SQLite transaction as the chunk rows and deleted with them: a kill mid-write leaves
+both or neither. Each row names its encoder and the language it was cut by; a row of another
+encoder or language is ignored and the composer encodes as before (an index built before this
+table existed works unchanged; `newsdesk reindex` fills it).
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ def compute(
     texts = [text[a:b] for _, text, _, spans in cut for a, b in spans]
     new = [t for t in dict.fromkeys(texts) if t not in known]
     if new:
-        known.update(zip(new, embedder.encode(new), strict=True))
+        # An ingest's batch may take the bulk path (BulkOnTorch: torch bfloat16, within cosine
+        # 0.999 of what the composer's ONNX encoder gives, so stored under its key).
+        encode = getattr(embedder, "encode_bulk", embedder.encode)
+        known.update(zip(new, encode(new), strict=True))
     out = []
     for chunk_id, text, language, spans in cut:
         rows = [known[text[a:b]] for a, b in spans]

@@ -16,10 +16,11 @@ from conftest import ROOT, MakeDesk, run_cli, settings_for
 
 from bot.chunk import embed_text
 from bot.desk import Desk
-from bot.embed import Embedder, TorchEmbedder, default_model_path, load_embedder
+from bot.embed import BulkOnTorch, Embedder, TorchEmbedder, default_model_path, load_embedder
 from bot.errors import IndexUnavailable
 from bot.manifest import BuiltWith, check
 from bot.onnx_encoder import MIN_COSINE, OnnxEmbedder, exported
+from bot.sentence_store import cuts
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,27 @@ def test_onnx_vectors_match_torch_on_the_corpus_chunks(
     together = onnx.encode_queries(questions)
     assert np.allclose(alone, together, atol=1e-4)
     assert np.sum(alone * torch_fp32.encode(questions), axis=1).min() >= MIN_COSINE
+
+
+def test_an_ingest_stores_sentence_vectors_the_composer_would_compute(
+    seeded: Desk, embedder: Embedder, onnx: OnnxEmbedder
+) -> None:
+    """A bulk ingest encodes the sentences it stores on torch bfloat16 (BulkOnTorch), the
+    composer on ONNX float32: the two must agree, or stored answers would drift from computed
+    ones (the sentences are stored under the composer's encoder key)."""
+    if not isinstance(embedder, BulkOnTorch):
+        pytest.skip("this CPU has no native bfloat16: ingest encodes sentences on ONNX too")
+    sentences = list(dict.fromkeys(s for t in real_chunks(seeded) for s in split(t)))
+    assert len(sentences) >= BulkOnTorch.BULK
+    stored = embedder.encode_bulk(sentences)
+    assert embedder._bulk is not None, "an ingest-sized batch of sentences should use torch"
+    cosines = np.sum(stored * onnx.encode(sentences), axis=1)
+    assert cosines.min() >= MIN_COSINE, f"worst sentence cosine {cosines.min():.5f}"
+    assert float(np.median(cosines)) >= 0.999
+
+
+def split(text: str) -> list[str]:
+    return [text[a:b] for a, b in cuts(text, "en")]
 
 
 def test_both_backends_cut_the_same_chunks(
