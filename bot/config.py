@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     chunk_tokens: int = 0  # 0: as long as the model allows (title included)
     chunk_overlap_tokens: int = 40
     # Store each chunk's sentence vectors at ingest, so that an answer never encodes the
-    # sentences of its passages (~3x the encoding work at ingest; README "Speed")
+    # sentences of its passages (~1.7x the encoding work at ingest; README "Speed")
     sentence_vectors: bool = True
 
     # Retrieval and answers
