@@ -36,8 +36,10 @@ lint: install
 	$(BIN)/ruff format --check bot tests bench
 	$(BIN)/mypy
 
+# A crashed worker fails the run at once, naming its test: pytest-xdist's replacement worker can
+# re-run the crashing test or hang under --dist loadfile (pytest-xdist #784, #1378).
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --max-worker-restart=0 --durations=15
 
 bench: install
 	$(BIN)/python bench/quality.py ../shared/dev-eval
