@@ -59,14 +59,17 @@ class Retriever:
             else:
                 passage.score = share
                 fused[passage.chunk.id] = passage
-        self._fill_dense(vector, [x for x in fused.values() if x.chunk.id not in _ids(dense)])
         for passage in fused.values():
             passage.score *= self._recency(passage, filters)
         ranked = sorted(fused.values(), key=lambda x: -x.score)
-        return vector, diversify(ranked, k or p.top_k, p.per_article)
+        chosen = diversify(ranked, k or p.top_k, p.per_article)
+        self._fill_dense(vector, [x for x in chosen if x.chunk.id not in _ids(dense)])
+        return vector, chosen
 
     def _fill_dense(self, vector: np.ndarray, passages: list[Passage]) -> None:
-        """Keyword-only hits get their cosine too: abstention and sentence choice use it."""
+        """Keyword-only hits get their cosine too: the reranker, abstention and sentence choice
+        use it. Only the passages returned: fusion ranks by rank, not by cosine, and at 1M
+        chunks every vector fetched is a Chroma lookup (80 of them a question, before)."""
         stored = self.store.vectors([x.chunk.id for x in passages])
         for passage in passages:
             if passage.chunk.id in stored:

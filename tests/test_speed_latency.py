@@ -263,6 +263,26 @@ def test_the_keyword_side_runs_while_the_question_is_encoded(
     assert passages == seeded.retriever.retrieve("How much did Turkey pay Russia for the S-400?")[1]
 
 
+def test_retrieval_fetches_vectors_only_for_the_passages_it_returns(
+    seeded: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keyword-only hits get their cosine from the vector store; fetching it for every one of
+    the 80 keyword candidates cost a Chroma lookup each at 1M chunks. Only the returned
+    passages need it, and they still all have it."""
+    asked: list[int] = []
+    vectors = seeded.store.vectors
+
+    def counting(chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        asked.append(len(chunk_ids))
+        return vectors(chunk_ids)
+
+    monkeypatch.setattr(seeded.store, "vectors", counting)
+    for question in QUESTIONS:
+        _, passages = seeded.retriever.retrieve(question, k=6)
+        assert passages and all(p.dense != 0.0 for p in passages), question
+    assert asked and max(asked) <= 6
+
+
 def test_a_bulk_load_leaves_the_keyword_index_merged(
     make_desk: MakeDesk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
