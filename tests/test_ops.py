@@ -65,7 +65,7 @@ async def test_health_and_metrics(tg: FakeTelegram, make_desk: MakeDesk, seeded:
         running_bot(tg, broken, health_port=ANY_PORT) as app,
         aiohttp.ClientSession() as http,
     ):
-        broken.store.db.close()
+        broken.store.close()
         async with http.get(f"http://127.0.0.1:{port_of(app)}/healthz") as r:
             assert r.status == 503 and (await r.json())["status"] == "unavailable"
 

@@ -154,7 +154,10 @@ async def test_a_crashed_upload_says_so_in_its_status_and_is_audited(
 ) -> None:
     desk = make_desk()
     async with running_bot(tg, desk, admins=[ADMIN]) as app:
-        desk.store.db.close()  # a real failure inside indexing: the index database is gone
+        # A real failure inside indexing: the index database is gone. Closed through the store,
+        # under its lock: the bot's start-up repair may be mid-query on the writer thread, and
+        # closing a connection under a running statement crashes the process (seen in CI).
+        desk.store.close()
         upload = tg.send_document(ADMIN, "memo.txt", b"Memo\nThe board met on Monday.")
         reading = await tg.wait_for(lambda e: reply_to(upload)(e) and "Reading" in e["text"])
         await tg.wait_for(
@@ -181,7 +184,7 @@ async def test_a_failed_remove_is_said_and_audited(tg: FakeTelegram, make_desk: 
     async with running_bot(tg, desk, admins=[ADMIN]) as app:
         ask = tg.send_text(ADMIN, f"/remove {article_id}")
         prompt = await tg.wait_for(reply_to(ask))
-        desk.store.db.close()  # the index cannot be written any more
+        desk.store.close()  # the index cannot be written any more
         tg.press_button(ADMIN, prompt["message_id"], buttons(prompt)["Remove"])
         edited = await tg.wait_for(
             lambda e: e["message_id"] == prompt["message_id"] and "Sorry" in e["text"]

@@ -184,7 +184,7 @@ async def test_errors_get_an_apology_and_the_bot_keeps_running(
 ) -> None:
     desk = make_desk()
     async with running_bot(tg, desk):
-        desk.store.db.close()  # a real failure inside answering: the index database is gone
+        desk.store.close()  # a real failure inside answering: the index database is gone
         q = tg.send_text(USER, S400)
         reply = await tg.wait_for(lambda e: answer_to(q, e))
         assert reply["text"].startswith("Sorry, something went wrong") and "error" in reply["text"]
