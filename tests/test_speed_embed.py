@@ -65,10 +65,11 @@ def test_an_ingest_stores_sentence_vectors_the_composer_would_compute(
     ones (the sentences are stored under the composer's encoder key)."""
     if not isinstance(embedder, BulkOnTorch):
         pytest.skip("this CPU has no native bfloat16: ingest encodes sentences on ONNX too")
-    sentences = list(dict.fromkeys(s for t in real_chunks(seeded) for s in split(t)))[:400]
-    assert len(sentences) >= BulkOnTorch.BULK
+    sentences = list(dict.fromkeys(s for t in real_chunks(seeded) for s in split(t)))
+    sentences = sentences[: BulkOnTorch.BULK_SENTENCES]
+    assert len(sentences) == BulkOnTorch.BULK_SENTENCES
     stored = embedder.encode_bulk(sentences)
-    assert embedder._bulk is not None, "an ingest-sized batch of sentences should use torch"
+    assert embedder._bulk is not None, "a bulk ingest's sentences should be encoded on torch"
     cosines = np.sum(stored * onnx.encode(sentences), axis=1)
     assert cosines.min() >= MIN_COSINE, f"worst sentence cosine {cosines.min():.5f}"
     assert float(np.median(cosines)) >= 0.999
