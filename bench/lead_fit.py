@@ -32,6 +32,9 @@ class CachedEmbedder:
     """Serves the dumped sentence vectors: the composer runs offline, without the model."""
 
     name = "cached"
+    backend = "cached"
+    dtype = "float32"
+    dimension = 384
     cosine_floor = 0.0
 
     def __init__(self, vectors: dict[str, np.ndarray]) -> None:
@@ -49,7 +52,7 @@ def composed(q: dict[str, Any], composer: ExtractiveComposer) -> dict[str, Any]:
     composer.embedder = CachedEmbedder(q["vectors"])  # type: ignore[assignment]
     if q["refused_before"] or not q["passages"]:
         return {"abstained": True, "first": False, "in": False, "hit1": False, "chars": 0}
-    answer = composer.compose(q["question"], q["vector"], q["passages"])
+    answer = composer.compose(q["question"], q["vector"], q["passages"], q["as_of"])
     quotes = [c.quote for c in answer.citations]
     joined = " ".join(quotes)
     return {
@@ -100,7 +103,7 @@ def ceilings(rows: list[dict[str, Any]]) -> None:
             any_sent += any(has(q, s.text) for s in sents)
             composer.embedder = CachedEmbedder(q["vectors"])  # type: ignore[assignment]
             vectors = composer.embedder.encode([s.text for s in sents])
-            composer.score(q["question"], q["vector"], ps, sents, vectors)
+            composer.score(q["question"], ps, sents, [float(v @ q["vector"]) for v in vectors])
             order = sorted(sents, key=lambda s: -s.score)
             where = next((i for i, s in enumerate(order) if has(q, s.text)), None)
             key = "absent" if where is None else str(min(where + 1, 6)).replace("6", "6+")
@@ -162,6 +165,8 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=5)
     ap.add_argument("--budget", type=int, default=1000, help="quote_budget, characters")
     ap.add_argument("--C", type=float, default=0.1, help="inverse regularisation strength")
+    ap.add_argument("--abstain", default="fitted", choices=("fitted", "cosine"))
+    ap.add_argument("--min-relevance", type=float, default=0.5)
     ap.add_argument("--old", type=Path, help="a former bot/answer.py, measured the same way")
     args = ap.parse_args()
     rows = pickle.loads(args.dump.read_bytes())
@@ -175,7 +180,8 @@ def main() -> None:
         sys.modules["answer_old"] = old
         spec.loader.exec_module(old)
         report(rows, old.ExtractiveComposer(CachedEmbedder({}), args.sentences, 0.5), "old")
-    composer = ExtractiveComposer(CachedEmbedder({}), args.sentences, 0.5)  # type: ignore[arg-type]
+    embedder = CachedEmbedder({})
+    composer = ExtractiveComposer(embedder, args.sentences, args.min_relevance, None, args.abstain)  # type: ignore[arg-type]
     composer.quote_budget = args.budget
     report(rows, composer, "shipped weights")
     if args.fit:

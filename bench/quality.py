@@ -234,7 +234,8 @@ def render(
         "on, never tuned on.",
         f"Embedding model: {embedder.name} ({embedder.dtype}). Newsdesk: reranker "
         f"`{settings.reranker}`, top_k={settings.top_k}, per_article={settings.per_article}, "
-        f"min_relevance={settings.min_relevance}, answer_sentences={settings.answer_sentences}, "
+        f"abstain={settings.abstain}, min_relevance={settings.min_relevance}, "
+        f"answer_sentences={settings.answer_sentences}, "
         f"stale_days={settings.stale_days}.",
     ]
     for split in ("late", "early", "whole"):
@@ -323,8 +324,12 @@ def main() -> None:
     desk = open_desk(args, corpus)
     runs: dict[str, list[dict[str, Any]]] = {}
     runs["Newsdesk"] = ask_pipeline(desk, questions, doc_ids)
-    plain = Desk(desk.settings.model_copy(update={"reranker": "identity"}), desk.embedder)
-    runs["Newsdesk, identity rerank"] = ask_pipeline(plain, questions, doc_ids)
+    for label, update in (
+        ("Newsdesk, identity rerank", {"reranker": "identity"}),
+        ("Newsdesk, cosine abstention", {"abstain": "cosine"}),
+    ):
+        other = Desk(desk.settings.model_copy(update=update), desk.embedder)
+        runs[label] = ask_pipeline(other, questions, doc_ids)
     first = int(summarize(runs["Newsdesk"])["first_chars"]) or 200
     k = desk.settings.top_k
     runs["BM25"] = ask_plain(
@@ -338,7 +343,8 @@ def main() -> None:
     )
     suffix = f"-{args.tag}" if args.tag else ""
     for name, rows in runs.items():
-        write_jsonl(args.results / f"quality{suffix}-{name.split(',')[0].lower()}.jsonl", rows)
+        slug = "-".join(name.lower().replace(",", "").split())
+        write_jsonl(args.results / f"quality{suffix}-{slug}.jsonl", rows)
     text = render(runs, desk.settings, desk.embedder, len(records), time.perf_counter() - started)
     (args.results / f"quality{suffix}.md").write_text(text)
     print(text)

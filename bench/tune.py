@@ -17,7 +17,6 @@ import numpy as np
 from common import contains_answer, gold_ids, parse_day
 from quality import arguments, load, open_desk, split_of
 
-from bot.answer import query_terms
 from bot.models import Filters
 from bot.pipeline import Request
 from bot.rerank import FEATURE_WEIGHTS, FeatureReranker, features
@@ -83,8 +82,9 @@ def abstention(desk: Any, questions: list[dict]) -> None:
         desk.pipeline.params = dataclasses.replace(desk.pipeline.params, stale_days=stale)
         answered = refused = n_ans = n_none = 0
         for q, ev in evidence:
-            out = desk.pipeline.refusal(ev) is not None or not composer.relevant(
-                query_terms(q["question"]), ev.passages
+            as_of = ev.request.as_of
+            out = desk.pipeline.refusal(ev) is not None or not composer.answers(
+                q["question"], ev.vector, ev.passages, as_of
             )
             if q["support"] in ("gold", "silver"):
                 n_ans += 1

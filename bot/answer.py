@@ -8,6 +8,7 @@ name, a date, a place, a number, a reason), and cites each one by its exact offs
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from bot.abstain import ABSTAIN_WEIGHTS, abstain_features, answer_score
 from bot.conversation import TURNS_KEPT, Conversation
 from bot.crosslingual import multilingual
 from bot.embed import Embedder, relevance
@@ -41,10 +43,22 @@ ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated whe
 class Composer(Protocol):
     """Writes the cited answer from the reranked passages; `vector` is the query's embedding."""
 
-    def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer: ...
+    def compose(
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
+    ) -> Answer:
+        """`as_of`: the date the question is asked as of (the evidence's age counts from it)."""
+        ...
 
     def astream(
-        self, question: str, vector: np.ndarray, passages: list[Passage]
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
     ) -> AsyncIterator[str | Answer]:
         """Growing text while it is written (if ever), then the final `Answer`."""
         ...
@@ -76,24 +90,35 @@ class ExtractiveComposer:
         max_sentences: int = 3,
         min_relevance: float = 0.3,
         stored: SentenceSource | None = None,
+        abstain: str = "cosine",
     ):
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.min_relevance = min_relevance
         self.lead_weights = dict(LEAD_WEIGHTS)
         self.quote_weights = dict(QUOTE_WEIGHTS)
+        # "fitted": bot/abstain.py's score; "cosine": the best passage's cosine (and terms)
+        self.abstain_weights = dict(ABSTAIN_WEIGHTS) if abstain == "fitted" else None
         self.stored = stored  # sentence vectors made at ingest; None: encode every sentence
         self.encoder = encoder_key(embedder)
         self.last_kept: Future[None] | None = None  # the latest write of encoded vectors
 
-    def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer:
-        terms = query_terms(question)
-        if not passages or not self.relevant(terms, passages):
+    def compose(
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
+        judged: bool = False,
+    ) -> Answer:
+        """`judged`: the caller already found the evidence strong enough (answers())."""
+        if not passages:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
         sentences, vectors = self.sentences(passages)
-        if not sentences:
+        cosines = [relevance(self.embedder, float(v @ vector)) for v in vectors]
+        if not sentences or not (judged or self.relevant(question, passages, cosines, as_of)):
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        self.score(question, vector, passages, sentences, vectors)
+        self.score(question, passages, sentences, cosines)
         chosen = self.arrange(self.select(sentences, vectors), passages)
         citations = [
             Citation(
@@ -113,10 +138,14 @@ class ExtractiveComposer:
         return Answer(question, text, citations, abstained=False, passages=passages)
 
     async def astream(
-        self, question: str, vector: np.ndarray, passages: list[Passage]
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
     ) -> AsyncIterator[str | Answer]:
         """No text to stream: the answer arrives whole (composed in a thread)."""
-        yield await asyncio.to_thread(self.compose, question, vector, passages)
+        yield await asyncio.to_thread(self.compose, question, vector, passages, as_of)
 
     def rewrite(self, history: list[str], question: str) -> str:
         return rule_based_rewrite(history, question)
@@ -124,13 +153,11 @@ class ExtractiveComposer:
     def score(
         self,
         question: str,
-        vector: np.ndarray,
         passages: list[Passage],
         sentences: list[Sentence],
-        vectors: np.ndarray,
+        dense: list[float],
     ) -> None:
-        """Sets each sentence's `lead` and `score` (bot/lead.py)."""
-        dense = [relevance(self.embedder, float(v @ vector)) for v in vectors]
+        """Sets each sentence's `lead` and `score` (bot/lead.py); `dense`: their cosines."""
         features = lead_features(question, passages, sentences, dense, self.kind(question))
         leads = lead_scores(features, self.lead_weights)
         quotes = lead_scores(features, self.quote_weights)
@@ -189,16 +216,41 @@ class ExtractiveComposer:
         except Exception as exc:  # a locked or read-only index: the next answer encodes again
             log.info("sentence vectors not stored (%s)", exc)
 
-    def relevant(self, terms: dict[str, float], passages: list[Passage]) -> bool:
-        """Strong enough evidence: a close passage, or a fairly close one naming the terms."""
+    def answers(
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
+    ) -> bool:
+        """Whether compose() would answer rather than abstain (checked before a model writes)."""
+        if not passages:
+            return False
+        sentences, vectors = self.sentences(passages)
+        cosines = [relevance(self.embedder, float(v @ vector)) for v in vectors]
+        return bool(sentences) and self.relevant(question, passages, cosines, as_of)
+
+    def relevant(
+        self,
+        question: str,
+        passages: list[Passage],
+        cosines: list[float],
+        as_of: dt.date | None = None,
+    ) -> bool:
+        """Strong enough evidence to answer from (bot/abstain.py)."""
         best = max(p.dense for p in passages)
         texts = [p.title + " " + p.chunk.text for p in passages]
         # Numbers and years in a question are hard constraints: when no passage has them
         # ("the 2030 World Cup"), only much closer evidence counts.
+        terms = query_terms(question)
         numbers = [t for t in terms if any(ch.isdigit() for ch in t)]
         if numbers and not any(n in text for n in numbers for text in texts):
             return best >= self.min_relevance + 0.15
-        # Only passages in the question's language can name its terms.
+        if self.abstain_weights is not None:
+            row = abstain_features(question, passages, cosines, as_of, self.min_relevance)
+            return answer_score(row, self.abstain_weights) >= 0.0
+        # The cosine rule: a close passage, or a fairly close one naming the question's terms
+        # (only passages in the question's language can name them).
         same = [t for t, p in zip(texts, passages, strict=True) if p.same_language]
         covered = max((coverage(terms, text) for text in same), default=0.0)
         return best >= self.min_relevance or (

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     reranker: str = "features"
     rerank_model: Path | None = Field(default=None, validate_default=True)
     rerank_pool: int = 24  # candidates retrieved for the reranker to order
+    # When to say the archive does not answer: "fitted" weighs closeness, the question's names
+    # and numbers found, and the evidence's age at the as-of date (bot/abstain.py, fitted on
+    # the dev set's early weeks); "cosine" looks at the best passage's closeness (and terms).
+    abstain: Literal["fitted", "cosine"] = "fitted"
     # A "this week" question whose best evidence is older than this (days before the as-of
     # date) is refused: the archive does not cover that week.
     stale_days: int = 14

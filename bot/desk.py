@@ -140,7 +140,7 @@ class Desk:
         """The extractive composer, or a language model checked by it when one is configured."""
         s = self.settings
         extractive = ExtractiveComposer(
-            self.embedder, s.answer_sentences, s.min_relevance, stored=self.store
+            self.embedder, s.answer_sentences, s.min_relevance, self.store, s.abstain
         )
         if s.llm_base_url and s.llm_model:
             from bot.llm import LLMComposer

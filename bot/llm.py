@@ -12,6 +12,7 @@ verifiable remains, the extractive answer is returned with a note.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -139,9 +140,15 @@ class LLMComposer:
 
     # -- composing ---------------------------------------------------------------------------
 
-    def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer:
-        if not self.answerable(question, passages):
-            return self.fallback.compose(question, vector, passages)
+    def compose(
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
+    ) -> Answer:
+        if not self.fallback.answers(question, vector, passages, as_of):
+            return self.fallback.compose(question, vector, passages, as_of)
         try:
             messages = self.messages(question, passages)
             text = self.io.run(reply(self.model, messages, self.deadline), self.deadline)
@@ -150,11 +157,17 @@ class LLMComposer:
         return self.verify(question, vector, passages, text)
 
     async def astream(
-        self, question: str, vector: np.ndarray, passages: list[Passage]
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
     ) -> AsyncIterator[str | Answer]:
         """The growing raw text as the model writes it, then the verified `Answer`."""
-        if not self.answerable(question, passages):
-            yield await asyncio.to_thread(self.fallback.compose, question, vector, passages)
+        check = self.fallback.answers
+        if not await asyncio.to_thread(check, question, vector, passages, as_of):
+            compose = self.fallback.compose
+            yield await asyncio.to_thread(compose, question, vector, passages, as_of)
             return
         caller = asyncio.get_running_loop()
         texts: asyncio.Queue[str] = asyncio.Queue()
@@ -192,10 +205,6 @@ class LLMComposer:
             written.cancel()  # the reader went away: stop the model's stream too
         yield await asyncio.to_thread(self.verify, question, vector, passages, text)
 
-    def answerable(self, question: str, passages: list[Passage]) -> bool:
-        """The extractive composer's abstention rule: weak evidence never reaches the model."""
-        return bool(passages) and self.fallback.relevant(query_terms(question), passages)
-
     def messages(self, question: str, passages: list[Passage]) -> list[BaseMessage]:
         system = SYSTEM_PROMPT.replace("{max_sentences}", str(self.max_sentences))
         user = (
@@ -222,7 +231,8 @@ class LLMComposer:
     def extractive(
         self, question: str, vector: np.ndarray, passages: list[Passage], note: str
     ) -> Answer:
-        answer = self.fallback.compose(question, vector, passages)
+        """The model failed on evidence the abstention rule accepted: quote it instead."""
+        answer = self.fallback.compose(question, vector, passages, judged=True)
         if not answer.abstained:
             answer.note = note
         return answer

@@ -10,28 +10,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from bot.abstain import RECENT
 from bot.answer import ABSTAIN_TEXT, Composer
 from bot.crosslingual import mark
 from bot.i18n import ngettext
 from bot.models import Answer, Filters, Passage
 from bot.rerank import Reranker, collapse_duplicates
 from bot.retrieve import Retriever, diversify
-
-# Questions about the latest news: their evidence must be recent (relative to the as-of date).
-# Only words that name a time: "new" (New York, a new law) and "announced" also fill questions
-# about the archive's past, which old evidence answers.
-RECENT = re.compile(
-    r"\b(?:this|last|past) (?:week|weekend|month)\b|\brecent(?:ly)?\b|\blatest\b|\btoday\b|"
-    r"\byesterday\b|\bjust\b|\bthis year\b",
-    re.IGNORECASE,
-)
 
 
 @dataclass
@@ -95,7 +86,9 @@ class AnswerPipeline:
             yield refusal
             return
         assert evidence.vector is not None
-        stream = self.composer.astream(request.question, evidence.vector, evidence.passages)
+        stream = self.composer.astream(
+            request.question, evidence.vector, evidence.passages, request.as_of
+        )
         async for item in stream:
             if isinstance(item, Answer):
                 yield self.verify(dataclasses.replace(evidence, answer=item))
@@ -125,7 +118,8 @@ class AnswerPipeline:
         if answer is None:
             assert evidence.vector is not None
             q = evidence.request.question
-            answer = self.composer.compose(q, evidence.vector, evidence.passages)
+            as_of = evidence.request.as_of
+            answer = self.composer.compose(q, evidence.vector, evidence.passages, as_of)
         return dataclasses.replace(evidence, answer=answer)
 
     def verify(self, evidence: Evidence) -> Answer:

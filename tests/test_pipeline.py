@@ -64,8 +64,14 @@ class Forger:
     def __init__(self, real: ExtractiveComposer) -> None:
         self.real = real
 
-    def compose(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Answer:
-        answer = self.real.compose(question, vector, passages)
+    def compose(
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
+    ) -> Answer:
+        answer = self.real.compose(question, vector, passages, as_of)
         forged = answer.citations[0]
         answer.citations[0] = Citation(
             **{**forged.__dict__, "quote": "Turkey refused, sources say."}
@@ -73,9 +79,13 @@ class Forger:
         return answer
 
     async def astream(
-        self, question: str, vector: np.ndarray, passages: list[Passage]
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
     ) -> AsyncIterator[str | Answer]:
-        yield self.compose(question, vector, passages)
+        yield self.compose(question, vector, passages, as_of)
 
     def rewrite(self, history: list[str], question: str) -> str:
         return question
