@@ -4,11 +4,11 @@
 
 RealTime QA: the articles are ingested into bench/work/ (reused while complete); each question
 is asked open-ended through the answer pipeline (`Desk.ask`) with its question date as the
-as-of date. Questions dated before SPLIT are the EARLY weeks, the only ones bench/tune.py and
-bench/lead_fit.py fit on; the LATE weeks are held back. Plain baselines run in the same process
-over the same index and the same quoted-character budget: BM25 (the SQLite FTS5 index alone)
-and dense (the vector index alone). Writes bench/results/quality.md; per-question rows go to
-bench/results/quality-*.jsonl (git-ignored).
+as-of date. Questions dated before SPLIT are the EARLY weeks, the only ones bench/tune.py,
+bench/lead_fit.py and bench/abstain_fit.py fit on; the LATE weeks are held back. Plain
+baselines run in the same process over the same index and the same quoted-character budget:
+BM25 (the SQLite FTS5 index alone) and dense (the vector index alone). Writes
+bench/results/quality.md; per-question rows go to bench/results/quality-*.jsonl (git-ignored).
 """
 
 from __future__ import annotations
@@ -224,14 +224,14 @@ def render(
         f"date as the as-of date, against {n_articles} articles."
         + (
             ""
-            if n_articles >= 3836
+            if n_articles >= 3833  # the whole file: 3 of its 3,836 records have no text
             else " A SAMPLE of the corpus: its first articles (the file is ordered by hashed doc "
             "id) plus the gold articles of the `gold` questions; a `silver` question becomes "
             "`none` when no article containing the answer string is in it."
         ),
         f"Early weeks: question dates before {SPLIT.isoformat()} (the only questions "
-        "bench/tune.py and bench/lead_fit.py fitted or chose anything on). Late weeks: from it "
-        "on, never tuned on.",
+        "bench/tune.py, bench/lead_fit.py and bench/abstain_fit.py fitted or chose anything "
+        "on). Late weeks: from it on, never tuned on.",
         f"Embedding model: {embedder.name} ({embedder.dtype}). Newsdesk: reranker "
         f"`{settings.reranker}`, top_k={settings.top_k}, per_article={settings.per_article}, "
         f"abstain={settings.abstain}, min_relevance={settings.min_relevance}, "

@@ -97,7 +97,9 @@ class ExtractiveComposer:
         self.min_relevance = min_relevance
         self.lead_weights = dict(LEAD_WEIGHTS)
         self.quote_weights = dict(QUOTE_WEIGHTS)
-        # "fitted": bot/abstain.py's score; "cosine": the best passage's cosine (and terms)
+        # "fitted": bot/abstain.py's score (the bot's answers); "cosine": the best passage's
+        # cosine and term coverage, the default here for watches and timelines, which match
+        # an article to a topic rather than answer a question
         self.abstain_weights = dict(ABSTAIN_WEIGHTS) if abstain == "fitted" else None
         self.stored = stored  # sentence vectors made at ingest; None: encode every sentence
         self.encoder = encoder_key(embedder)
@@ -114,8 +116,7 @@ class ExtractiveComposer:
         """`judged`: the caller already found the evidence strong enough (answers())."""
         if not passages:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        sentences, vectors = self.sentences(passages)
-        cosines = [relevance(self.embedder, float(v @ vector)) for v in vectors]
+        sentences, vectors, cosines = self.read(vector, passages)
         if not sentences or not (judged or self.relevant(question, passages, cosines, as_of)):
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
         self.score(question, passages, sentences, cosines)
@@ -226,9 +227,15 @@ class ExtractiveComposer:
         """Whether compose() would answer rather than abstain (checked before a model writes)."""
         if not passages:
             return False
-        sentences, vectors = self.sentences(passages)
-        cosines = [relevance(self.embedder, float(v @ vector)) for v in vectors]
+        sentences, _, cosines = self.read(vector, passages)
         return bool(sentences) and self.relevant(question, passages, cosines, as_of)
+
+    def read(
+        self, vector: np.ndarray, passages: list[Passage]
+    ) -> tuple[list[Sentence], np.ndarray, list[float]]:
+        """The passages' sentences, their vectors and their cosines to the question."""
+        sentences, vectors = self.sentences(passages)
+        return sentences, vectors, [relevance(self.embedder, float(v @ vector)) for v in vectors]
 
     def relevant(
         self,

@@ -53,6 +53,19 @@ def test_features_prefer_news_from_just_before_the_as_of_date() -> None:
     assert FeatureReranker().rerank("breakwater", [old, new], as_of)[0].article_id == "new"
 
 
+@pytest.mark.parametrize(
+    "title",
+    ["5 things to know for May 10: Breakwater, budget", "Harbour live updates", "Daily briefing"],
+)
+def test_the_storys_own_article_leads_over_a_roundup(title: str) -> None:
+    """A roundup tells every story of the day in a line: the story's own article is cited
+    first even when retrieval scored the roundup a little higher."""
+    roundup = passage("roundup", STORY, title=title, score=0.033, dense=0.55)
+    own = passage("own", STORY + " ", title="Harbour board votes", score=0.03, dense=0.5)
+    ranked = FeatureReranker().rerank("Who approved the breakwater?", [roundup, own], None)
+    assert [p.article_id for p in ranked] == ["own", "roundup"]
+
+
 def test_near_duplicate_articles_collapse_to_the_earliest() -> None:
     first = passage("wire", STORY, published=dt.date(2024, 5, 1), score=0.02)
     copy = passage("copy", STORY + " Copyright 2024.", published=dt.date(2024, 5, 2), score=0.03)
