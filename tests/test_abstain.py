@@ -5,9 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bot.abstain import ABSTAIN_WEIGHTS, abstain_features, answer_score
 from bot.answer import ExtractiveComposer, split_sentences
 from bot.desk import Desk
+from bot.models import Chunk, Passage
 from bot.pipeline import Request
 
 # The seed article is about the EU and Turkey's S-400s; it gives Turkey's price, not Europe's.
@@ -51,3 +56,33 @@ def test_a_passage_in_another_language_is_not_taken_for_missing_terms(seeded: De
     coverage = list(ABSTAIN_WEIGHTS).index("coverage")
     assert other[coverage] == min(1.0, max(p.dense for p in foreign)) != same[coverage]
     assert answer_score(other) > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    question=st.text(max_size=200),
+    texts=st.lists(st.text(max_size=300), min_size=1, max_size=6),
+    dense=st.floats(-1, 1),
+    days=st.one_of(st.none(), st.integers(-4000, 4000)),
+    as_of=st.one_of(st.none(), st.dates(dt.date(1990, 1, 1), dt.date(2040, 1, 1))),
+)
+def test_any_question_and_evidence_give_a_finite_score(
+    question: str, texts: list[str], dense: float, days: int | None, as_of: dt.date | None
+) -> None:
+    """Hostile or empty text, undated or future articles: a decision, never an exception."""
+    published = None if days is None else dt.date(2015, 1, 1) + dt.timedelta(days=days)
+    passages = [
+        Passage(
+            Chunk(f"a{i}:0", f"a{i}", 0, 0, len(t), t),
+            t[:20],
+            "Outlet",
+            published,
+            "",
+            dense=dense,
+            keyword=float(i % 2),
+        )
+        for i, t in enumerate(texts)
+    ]
+    row = abstain_features(question, passages, [dense] * len(texts), as_of)
+    assert row.shape == (len(ABSTAIN_WEIGHTS),) and np.isfinite(row).all()
+    assert np.isfinite(answer_score(row))
