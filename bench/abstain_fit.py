@@ -3,7 +3,7 @@ logistic score over all of them, tells answerable questions (`gold`, `silver`) f
 archive does not answer (`none`). Fitted on the EARLY weeks only; late weeks are printed for the
 record, never used to choose.
 
-    .venv/bin/python bench/abstain_fit.py /work/qwork/lead-dump-index.pkl [--C 0.3]
+    .venv/bin/python bench/abstain_fit.py DIR/lead-dump-index.pkl [--C 0.3]
 
 Prints each signal's AUC, the fitted weights (to paste into bot/abstain.py; the bias holds the
 threshold that answers --answer-share of the early answerable questions) and, for the shipped

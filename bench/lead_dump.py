@@ -2,7 +2,8 @@
 and the sentences' vectors, so that sentence scorers and abstention rules can be compared
 offline in seconds (bench/lead_fit.py). The dump is a pickle under --work (never in the repo).
 
-    .venv/bin/python bench/lead_dump.py ../shared/dev-eval --sample 400 --work /work/qwork
+    .venv/bin/python bench/lead_dump.py ../shared/dev-eval --index INDEX --work DIR
+    (INDEX: an ingested bench/work/ours-* folder; or --sample N to ingest a sample)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ ceiling (is the answer string in any sentence at all?), where the answer-bearing
 in the composer's order, and the composer's figures with a sentence scorer fitted on the EARLY
 weeks only (late weeks are printed for the record, never used to choose).
 
-    .venv/bin/python bench/lead_fit.py /work/qwork/lead-dump-400.pkl [--fit]
+    .venv/bin/python bench/lead_fit.py DIR/lead-dump-index.pkl [--fit]
 
 `--fit` prints LEAD_WEIGHTS to paste into bot/lead.py (logistic regression on the sentences
 of the early answerable questions, answer string in the sentence = 1).
