@@ -120,7 +120,7 @@ class ExtractiveComposer:
         if not sentences or not (judged or self.relevant(question, passages, cosines, as_of)):
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
         self.score(question, passages, sentences, cosines)
-        chosen = self.arrange(self.select(sentences, vectors), passages)
+        chosen = self.arrange(self.select(sentences, vectors, question), passages)
         citations = [
             Citation(
                 n=i,
@@ -277,7 +277,9 @@ class ExtractiveComposer:
         rest.sort(key=lambda s: (rank[s.passage.article_id], s.start))
         return [lead, *rest]
 
-    def select(self, sentences: list[Sentence], vectors: np.ndarray) -> list[Sentence]:
+    def select(
+        self, sentences: list[Sentence], vectors: np.ndarray, question: str = ""
+    ) -> list[Sentence]:
         """The lead first: the likeliest answer of the best-ranked article (so the first
         source is the best one); then the best-scoring others, within max_sentences and
         quote_budget characters; no repeats (overlapping chunks) and no near-duplicates."""
@@ -286,8 +288,10 @@ class ExtractiveComposer:
             (i for i, s in enumerate(sentences) if s.passage.article_id == top),
             key=lambda i: sentences[i].lead,
         )
+        run_on = self.run_on(question, sentences, lead)
         others = sorted(
-            (i for i in range(len(sentences)) if i != lead), key=lambda i: -sentences[i].score
+            (i for i in range(len(sentences)) if i not in (lead, run_on)),
+            key=lambda i: -sentences[i].score,
         )
         best = max(s.score for s in sentences)
         chosen: list[int] = []
@@ -306,4 +310,29 @@ class ExtractiveComposer:
             chosen.append(i)
             spans.add((s.passage.article_id, s.start))
             chars += len(s.text) + 1
-        return [sentences[i] for i in chosen]
+        picked = [sentences[i] for i in chosen]
+        if run_on is not None:
+            picked[0] = self.joined(sentences[lead], sentences[run_on])
+            while sum(len(p.text) + 1 for p in picked) > self.quote_budget + 1 and len(picked) > 1:
+                picked.pop()  # the run-on lead counts against the budget like any quote
+        return picked
+
+    def run_on(self, question: str, sentences: list[Sentence], lead: int) -> int | None:
+        """The sentence right after a lead that restates the question without what it asks
+        for (a name, a date, a place, a number) when that sentence has it: "Broadway's best
+        were recognized Sunday night." runs on into "The Tony Awards were hosted by ..."."""
+        after = lead + 1
+        if not question or after >= len(sentences):
+            return None
+        kind = self.kind(question)
+        first, then = sentences[lead], sentences[after]
+        if then.passage is not first.passage or answers_type(kind, question, first.text):
+            return None
+        return after if answers_type(kind, question, then.text) else None
+
+    @staticmethod
+    def joined(first: Sentence, then: Sentence) -> Sentence:
+        """One quote from the start of `first` to the end of `then` (the article's own text)."""
+        chunk = first.passage.chunk
+        text = chunk.text[first.start - chunk.start : then.end - chunk.start]
+        return Sentence(first.passage, first.start, then.end, text, first.score, first.lead)
