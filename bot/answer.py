@@ -319,8 +319,8 @@ class ExtractiveComposer:
 
     def run_on(self, question: str, sentences: list[Sentence], lead: int) -> int | None:
         """The sentence right after a lead that restates the question without what it asks
-        for (a name, a date, a place, a number) when that sentence has it: "Broadway's best
-        were recognized Sunday night." runs on into "The Tony Awards were hosted by ..."."""
+        for (a name, a date, a place, a number) when that sentence has it: "The city's young
+        chefs were honoured last night." runs on into "The Golden Ladle went to ..."."""
         after = lead + 1
         if not question or after >= len(sentences):
             return None
