@@ -19,6 +19,7 @@ import numpy as np
 from bot.crosslingual import stand_in
 from bot.lead import coverage, query_terms
 from bot.models import Passage
+from bot.rerank import question_terms
 
 # Questions about the latest news: their evidence must be recent (relative to the as-of date).
 # Only words that name a time: "new" (New York, a new law) and "announced" also fill questions
@@ -51,16 +52,6 @@ ABSTAIN_WEIGHTS: dict[str, float] = {
 }
 
 
-def _heavy(question: str) -> set[str]:
-    """The question's names and numbers, as 6-letter stems."""
-    out = set()
-    for m in re.finditer(r"\w+", question):
-        word = m.group()
-        if (word[0].isupper() and m.start() > 0) or any(c.isdigit() for c in word):
-            out.add(word.lower()[:6])
-    return out
-
-
 def abstain_features(
     question: str,
     passages: list[Passage],
@@ -75,7 +66,7 @@ def abstain_features(
     texts = [p.title + " " + p.chunk.text for p in passages]
     same = [t for t, p in zip(texts, passages, strict=True) if p.same_language]
     words = {w[:6] for t in same for w in re.findall(r"\w+", t.lower())}
-    heavy = _heavy(question)
+    heavy = question_terms(question)[1]  # its names and numbers, as 6-letter stems
     # Between languages no word can match: a passage's (scaled) cosine stands in for shares.
     covered = max(
         coverage(terms, t) if p.same_language else stand_in(p)

@@ -114,11 +114,10 @@ class ExtractiveComposer:
         judged: bool = False,
     ) -> Answer:
         """`judged`: the caller already found the evidence strong enough (answers())."""
-        if not passages:
+        found = self.evidence(question, vector, passages, as_of, judged)
+        if found is None:
             return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
-        sentences, vectors, cosines = self.read(vector, passages)
-        if not sentences or not (judged or self.relevant(question, passages, cosines, as_of)):
-            return Answer(question, ABSTAIN_TEXT, [], abstained=True, passages=passages)
+        sentences, vectors, cosines = found
         self.score(question, passages, sentences, cosines)
         chosen = self.arrange(self.select(sentences, vectors, question), passages)
         citations = [
@@ -225,10 +224,30 @@ class ExtractiveComposer:
         as_of: dt.date | None = None,
     ) -> bool:
         """Whether compose() would answer rather than abstain (checked before a model writes)."""
+        return self.evidence(question, vector, passages, as_of) is not None
+
+    def evidence(
+        self,
+        question: str,
+        vector: np.ndarray,
+        passages: list[Passage],
+        as_of: dt.date | None = None,
+        judged: bool = False,
+    ) -> tuple[list[Sentence], np.ndarray, list[float]] | None:
+        """The passages' sentences, vectors and cosines; None when the evidence is too weak.
+        The cosine rule needs no sentences, so it is checked before any are read (a watch
+        tries every new article this way)."""
         if not passages:
-            return False
-        sentences, _, cosines = self.read(vector, passages)
-        return bool(sentences) and self.relevant(question, passages, cosines, as_of)
+            return None
+        cosine_rule = self.abstain_weights is None
+        if not judged and cosine_rule and not self.relevant(question, passages, [], as_of):
+            return None
+        sentences, vectors, cosines = self.read(vector, passages)
+        if not sentences:
+            return None
+        if not judged and not cosine_rule and not self.relevant(question, passages, cosines, as_of):
+            return None
+        return sentences, vectors, cosines
 
     def read(
         self, vector: np.ndarray, passages: list[Passage]
