@@ -15,6 +15,7 @@ import yaml
 
 from bot.errors import EmptyDocument, InputError
 from bot.models import Article
+from bot.sentences import sentence_spans
 
 # Metadata keys accepted from front matter, JSONL and captions, mapped to Article fields.
 ALIASES = {
@@ -249,12 +250,35 @@ def clean_text(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
+# A wire dateline standing alone on the first line ("WASHINGTON (AP) —", "New York CNN
+# Business —", "LONDON, June 5 (Reuters) -"): where, and who, not what. Short, ending in a dash.
+DATELINE = re.compile(r"^[^.!?:\n]{1,60}?\s*(?:—|–|--|\s-)$")
+HEADLINE_CHARS = 100  # a title made from the lede is cut to this, at a word
+
+
 def split_title(text: str) -> tuple[str, str]:
-    """First non-empty line is the title; the rest is the body (or the whole if one line)."""
+    """First non-empty line is the title; the rest is the body (or the whole if one line).
+
+    A first line that is only a dateline is no headline: a title like "CNN —" tells a reader
+    nothing in a citation. The lede's first sentence is the title then, and the dateline
+    stays in the body, so nothing of the text is lost."""
     first, _, rest = text.strip().partition("\n")
     title = first.strip().lstrip("#").strip()
     rest = clean_text(rest)
+    if rest and len(title.split()) <= 8 and DATELINE.match(title):
+        return headline(rest), clean_text(text)
     return title, rest or text.strip()
+
+
+def headline(lede: str) -> str:
+    """The first sentence of `lede` on one line, cut at a word to HEADLINE_CHARS with "…"."""
+    line = " ".join(lede.split())
+    start, end = sentence_spans(line[: HEADLINE_CHARS * 4])[0]
+    sentence = line[start:end].strip()
+    if len(sentence) <= HEADLINE_CHARS:
+        return sentence
+    cut = sentence[: HEADLINE_CHARS - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:—–-") + "…"
 
 
 def metadata_lines(text: str) -> dict[str, str]:
