@@ -188,7 +188,8 @@ async def ingest_article(
     fields: dict[str, str],
     published: dt.date | None = None,
 ) -> None:
-    title, body = split_title(text)
+    # Off the event loop: a dateline-only first line has the lede's sentence split (pysbd).
+    title, body = await asyncio.to_thread(split_title, text)
     article = article_from_fields({"title": title, "published": published}, body)
     apply_metadata(article, fields)
     status = await sending.status(message, _("Adding…"))
