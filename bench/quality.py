@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -123,31 +124,63 @@ def ask_plain(
     return rows
 
 
+# Per measure: the questions it is a share of, and what counts as a success.
+OUTCOMES: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], bool]]] = {
+    "hits@1": (("gold",), lambda r: r["rank"] == 1),
+    "first_quote": (ANSWERABLE, lambda r: bool(r["first_quote"])),
+    "in_quotes": (ANSWERABLE, lambda r: bool(r["in_quotes"])),
+    "answered": (ANSWERABLE, lambda r: not r["abstained"]),
+    "refused": (("none",), lambda r: bool(r["abstained"])),
+}
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def interval(successes: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of a share. With a few dozen questions one question moves
+    a figure by several points; the interval says how far the figure could be from the truth."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    scale = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / scale
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / scale
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
-    gold = [r for r in rows if r["support"] == "gold"]
-    answerable = [r for r in rows if r["support"] in ANSWERABLE]
-    none = [r for r in rows if r["support"] == "none"]
     answered = [r for r in rows if not r["abstained"]]
-
-    def share(items: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) -> float:
-        return sum(1 for r in items if test(r)) / len(items) if items else float("nan")
-
     latencies = [r["latency"] for r in rows]
-    return {
+    out: dict[str, float] = {
         "n": len(rows),
-        "n_gold": len(gold),
-        "n_answerable": len(answerable),
-        "n_none": len(none),
-        "hits@1": share(gold, lambda r: r["rank"] == 1),
-        "first_quote": share(answerable, lambda r: r["first_quote"]),
-        "in_quotes": share(answerable, lambda r: r["in_quotes"]),
-        "answered": share(answerable, lambda r: not r["abstained"]),
-        "refused": share(none, lambda r: r["abstained"]),
+        "n_gold": sum(1 for r in rows if r["support"] == "gold"),
+        "n_answerable": sum(1 for r in rows if r["support"] in ANSWERABLE),
+        "n_none": sum(1 for r in rows if r["support"] == "none"),
         "quote_chars": statistics.mean(r["quote_chars"] for r in answered) if answered else 0,
         "first_chars": statistics.mean(r["first_chars"] for r in answered) if answered else 0,
         "p50": percentile(latencies, 50),
         "p95": percentile(latencies, 95),
     }
+    for key, (supports, success) in OUTCOMES.items():
+        items = [r for r in rows if r["support"] in supports]
+        wins = sum(1 for r in items if success(r))
+        out[key] = wins / len(items) if items else float("nan")
+        out[f"lo_{key}"], out[f"hi_{key}"] = interval(wins, len(items))
+    return out
+
+
+def paired(ours: list[dict[str, Any]], other: list[dict[str, Any]], key: str) -> tuple[int, int]:
+    """Questions where ours succeeds and the other fails, and the reverse: the difference
+    between two systems on the same questions is these counts, not the gap of two shares."""
+    supports, success = OUTCOMES[key]
+    theirs = {r["question_id"]: r for r in other}
+    better = worse = 0
+    for r in ours:
+        o = theirs.get(r["question_id"])
+        if o is None or r["support"] not in supports:
+            continue
+        better += success(r) and not success(o)
+        worse += success(o) and not success(r)
+    return better, worse
 
 
 TARGETS = {
@@ -169,23 +202,44 @@ MEASURES = [
 ]
 
 
-def cell(s: dict[str, float], key: str) -> str:
+def cell(s: dict[str, float], key: str, spread: bool = False) -> str:
     if key == "latency":
         return f"{s['p50']:.2f} / {s['p95']:.2f}"
     if key in ("quote_chars", "first_chars"):
         return f"{s[key]:.0f}"
     value = s[key]
-    return "–" if value != value else f"{value:.1%}"
+    if value != value:
+        return "–"
+    if spread and f"lo_{key}" in s:
+        return f"{value:.1%} ({s[f'lo_{key}']:.0%}–{s[f'hi_{key}']:.0%})"
+    return f"{value:.1%}"
 
 
 def table(summaries: dict[str, dict[str, float]], first: str) -> list[str]:
+    """Measures by system; the first system's shares carry their 95% interval."""
     names = list(summaries)
     lines = ["| measure | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, key in MEASURES:
         label = label.format(**{k: int(v) for k, v in summaries[first].items() if k[:2] == "n_"})
         if key in TARGETS:
             label += f" (target ≥ {TARGETS[key]:.0%})"
-        lines.append(f"| {label} | " + " | ".join(cell(s, key) for s in summaries.values()) + " |")
+        cells = [cell(s, key, spread=name == first) for name, s in summaries.items()]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def paired_table(runs: dict[str, list[dict[str, Any]]], split: str) -> list[str]:
+    """Per measure: on how many of the split's questions the first system wins (+) or loses (−)
+    against each other one."""
+    ours, *others = runs
+    rows = {name: [r for r in runs[name] if r["split"] == split] for name in runs}
+    lines = [
+        "| measure | " + " | ".join(f"vs {name}" for name in others) + " |",
+        "|---" * (len(others) + 1) + "|",
+    ]
+    for key in OUTCOMES:
+        counts = [paired(rows[ours], rows[name], key) for name in others]
+        lines.append(f"| {key} | " + " | ".join(f"+{b} / −{w}" for b, w in counts) + " |")
     return lines
 
 
@@ -250,6 +304,16 @@ def render(
         }
         lines += ["", f"## {title}", "", *table(chosen, next(iter(runs)))]
     ours = next(iter(runs))
+    late = summarize([r for r in runs[ours] if r["split"] == "late"])
+    lines += [
+        "",
+        f"## Question by question, held-back weeks ({ours} against the others)",
+        "",
+        f"+a / −b: on a questions {ours} succeeds where the other fails, on b the reverse; "
+        "the rest agree.",
+        "",
+        *paired_table(runs, "late"),
+    ]
     lines += ["", f"## Per question type, held-back weeks ({ours})", ""]
     lines += by_type([r for r in runs[ours] if r["split"] == "late"])
     lines += [
@@ -264,6 +328,9 @@ def render(
         "- answered: `gold`+`silver` questions not refused; refused: `none` questions refused. "
         "The baselines never refuse.",
         "- question type: bot.answer.question_type (entity = who/which/what).",
+        f"- (a–b) after a {ours} share: its 95% Wilson score interval. On the held-back weeks "
+        f"one question is {1 / late['n_gold']:.1%} of hits@1 ({late['n_gold']:.0f} `gold` "
+        f"questions) and {1 / late['n_none']:.1%} of refusals ({late['n_none']:.0f} `none`).",
     ]
     if TRIED_FILE.exists():
         lines += ["", TRIED_FILE.read_text().strip()]
