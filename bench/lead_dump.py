@@ -41,6 +41,7 @@ def dump(desk: Any, questions: list[dict[str, Any]], doc_ids: set[str]) -> list[
                 "answers": q["answers"],
                 "support": q["support"],
                 "split": split_of(q),
+                "week": q["question_date"],  # one quiz a week: the unit left out in bench/*_fit
                 "as_of": as_of,
                 "gold": gold_ids(q, doc_ids),
                 "vector": evidence.vector,

@@ -6,7 +6,9 @@ weeks only (late weeks are printed for the record, never used to choose).
     .venv/bin/python bench/lead_fit.py DIR/lead-dump-index.pkl [--fit]
 
 `--fit` prints LEAD_WEIGHTS to paste into bot/lead.py (logistic regression on the sentences
-of the early answerable questions, answer string in the sentence = 1).
+of the early answerable questions, answer string in the sentence = 1). `--crossval` first
+leaves one early week out at a time, fits on the others and composes the week left out, for
+each regularisation strength: the out-of-fold figures choose C without the late weeks.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ def composed(q: dict[str, Any], composer: ExtractiveComposer) -> dict[str, Any]:
     }
 
 
+def tally(qs: list[dict[str, Any]], composer: ExtractiveComposer) -> tuple[int, int, int]:
+    """Answerable questions, and how many have the answer in the first quote, in the quotes."""
+    ans = [q for q in qs if q["support"] in ("gold", "silver")]
+    out = [composed(q, composer) for q in ans]
+    return len(ans), sum(o["first"] for o in out), sum(o["in"] for o in out)
+
+
 def report(rows: list[dict[str, Any]], composer: ExtractiveComposer, label: str) -> None:
     for split in ("early", "late"):
         qs = [q for q in rows if q["split"] == split]
@@ -117,13 +126,13 @@ def ceilings(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def training(rows: list[dict[str, Any]], split: str, lead: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows and labels of `split`'s answerable questions whose passages hold the answer
+def training(rows: list[dict[str, Any]], lead: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows and labels of the answerable questions whose passages hold the answer
     somewhere (the others teach nothing): for the lead, only the sentences it is chosen from
     (the best-ranked article's); for the quotes, every sentence."""
     xs, ys = [], []
     for q in rows:
-        if q["split"] != split or q["support"] not in ("gold", "silver") or not q["passages"]:
+        if q["support"] not in ("gold", "silver") or not q["passages"]:
             continue
         if q["refused_before"]:
             continue
@@ -141,27 +150,56 @@ def training(rows: list[dict[str, Any]], split: str, lead: bool) -> tuple[np.nda
     return np.vstack(xs), np.concatenate(ys)
 
 
-def fit(rows: list[dict[str, Any]], c: float, lead: bool) -> dict[str, float]:
-    """Logistic regression (the `bias` feature is the intercept), classes balanced."""
+def fit(rows: list[dict[str, Any]], c: float, lead: bool, quiet: bool = False) -> dict[str, float]:
+    """Logistic regression on the early weeks of `rows` (the `bias` feature is the intercept),
+    classes balanced."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = training(rows, "early", lead)
+    x, y = training([q for q in rows if q["split"] == "early"], lead)
     model = LogisticRegression(
         C=c, class_weight="balanced", fit_intercept=False, max_iter=3000
     ).fit(x, y)
     weights = {
         name: round(float(w), 2) for name, w in zip(LEAD_WEIGHTS, model.coef_[0], strict=True)
     }
-    name = "LEAD_WEIGHTS" if lead else "QUOTE_WEIGHTS"
-    print(f"{name}: {len(y)} early sentences, {int(y.sum())} with the answer")
-    print(f"{name} =", weights)
+    if not quiet:
+        name = "LEAD_WEIGHTS" if lead else "QUOTE_WEIGHTS"
+        print(f"{name}: {len(y)} early sentences, {int(y.sum())} with the answer")
+        print(f"{name} =", weights)
     return weights
+
+
+def crossval(
+    rows: list[dict[str, Any]],
+    composer: ExtractiveComposer,
+    strengths: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0),
+) -> None:
+    """Leave one early week out: fit the lead and quote weights on the other early weeks and
+    compose the week left out. Prints, per C, the early answerable questions with the answer in
+    the first quote and in the quotes, out of fold; the shipped weights' figure is in-sample."""
+    early = [q for q in rows if q["split"] == "early"]
+    weeks = sorted({q["week"] for q in early})
+    n, first, within = tally(early, composer)
+    print(f"leave-one-week-out over {len(weeks)} early weeks, {n} answerable questions:")
+    print(f"  shipped weights (in-sample): first quote {first / n:.1%}, quotes {within / n:.1%}")
+    shipped = composer.lead_weights, composer.quote_weights
+    for c in strengths:
+        first = within = 0
+        for week in weeks:
+            rest = [q for q in early if q["week"] != week]
+            composer.lead_weights = fit(rest, c, lead=True, quiet=True)
+            composer.quote_weights = fit(rest, c, lead=False, quiet=True)
+            _, f, w = tally([q for q in early if q["week"] == week], composer)
+            first, within = first + f, within + w
+        print(f"  fitted with C={c}: first quote {first / n:.1%}, quotes {within / n:.1%}")
+    composer.lead_weights, composer.quote_weights = shipped
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dump", type=Path)
     ap.add_argument("--fit", action="store_true")
+    ap.add_argument("--crossval", action="store_true", help="choose C leaving a week out")
     ap.add_argument("--sentences", type=int, default=5)
     ap.add_argument("--budget", type=int, default=1000, help="quote_budget, characters")
     ap.add_argument("--C", type=float, default=0.1, help="inverse regularisation strength")
@@ -184,6 +222,8 @@ def main() -> None:
     composer = ExtractiveComposer(embedder, args.sentences, args.min_relevance, None, args.abstain)  # type: ignore[arg-type]
     composer.quote_budget = args.budget
     report(rows, composer, "shipped weights")
+    if args.crossval:
+        crossval(rows, composer)
     if args.fit:
         composer.lead_weights = fit(rows, args.C, lead=True)
         composer.quote_weights = fit(rows, args.C, lead=False)
