@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +23,14 @@ from bot.conversation import TURNS_KEPT, Conversation
 from bot.crosslingual import multilingual
 from bot.embed import Embedder, relevance
 from bot.i18n import N_
-from bot.lead import LEAD_WEIGHTS, QUOTE_WEIGHTS, lead_features, lead_scores, sentences_at
+from bot.lead import (
+    BOILERPLATE,
+    LEAD_WEIGHTS,
+    QUOTE_WEIGHTS,
+    lead_features,
+    lead_scores,
+    sentences_at,
+)
 from bot.lead import Sentence as Sentence
 from bot.lead import answers_type as answers_type
 from bot.lead import coverage as coverage
@@ -37,6 +45,18 @@ log = logging.getLogger(__name__)
 # Writes the sentence vectors an answer had to encode (filled as you go), off the answer's path.
 _KEEPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentence-vectors")
 
+# A sentence that opens by pointing back to one before it: a pronoun or "this/that" as its
+# subject (not "this week"), "the show/team/..." (a thing the article named earlier), or either
+# after a short opening phrase ("Tuesday night, he ..."). English words only: a lead in another
+# language is quoted as it stands.
+ANAPHOR = re.compile(
+    r"^(?:[^,.;:]{1,30},\s+)?(?:he|she|it|they|his|her|its|their|"
+    r"(?:this|that|these|those)(?!\s+(?:week|weekend|month|year|morning|afternoon|evening|"
+    r"night|season|summer|spring|autumn|fall|winter|time)\b))\b"
+    r"|^the (?:show|series|film|movie|team|club|company|firm|group|album|song|book|player|"
+    r"star|singer|actor|actress|band|country|city|state|park|bill|law|deal|move)\b",
+    re.IGNORECASE,
+)
 ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated where shown
 
 
@@ -308,8 +328,9 @@ class ExtractiveComposer:
             key=lambda i: sentences[i].lead,
         )
         run_on = self.run_on(question, sentences, lead)
+        back = self.run_back(sentences, lead)
         others = sorted(
-            (i for i in range(len(sentences)) if i not in (lead, run_on)),
+            (i for i in range(len(sentences)) if i not in (lead, run_on, back)),
             key=lambda i: -sentences[i].score,
         )
         best = max(s.score for s in sentences)
@@ -330,8 +351,9 @@ class ExtractiveComposer:
             spans.add((s.passage.article_id, s.start))
             chars += len(s.text) + 1
         picked = [sentences[i] for i in chosen]
-        if run_on is not None:
-            picked[0] = self.joined(sentences[lead], sentences[run_on])
+        if run_on is not None or back is not None:
+            first = sentences[lead if back is None else back]
+            picked[0] = self.joined(first, sentences[lead if run_on is None else run_on])
             while sum(len(p.text) + 1 for p in picked) > self.quote_budget + 1 and len(picked) > 1:
                 picked.pop()  # the run-on lead counts against the budget like any quote
         return picked
@@ -348,6 +370,17 @@ class ExtractiveComposer:
         if then.passage is not first.passage or answers_type(kind, question, first.text):
             return None
         return after if answers_type(kind, question, then.text) else None
+
+    @staticmethod
+    def run_back(sentences: list[Sentence], lead: int) -> int | None:
+        """The sentence right before a lead that opens by pointing back ("He won ...", "The
+        show, which ...", "That's because ..."): a quote must say who or what it is about."""
+        before = lead - 1
+        if before < 0 or sentences[before].passage is not sentences[lead].passage:
+            return None
+        if BOILERPLATE.search(sentences[before].text):  # a byline names no one it points to
+            return None
+        return before if ANAPHOR.match(sentences[lead].text) else None
 
     @staticmethod
     def joined(first: Sentence, then: Sentence) -> Sentence:

@@ -165,17 +165,19 @@ CHEFS = (
 )
 
 
-def chosen_by_select(question: str, embedder: Embedder) -> list[str]:
-    """The quotes select() keeps when the first sentence is the likeliest lead."""
-    p = passage("chefs", CHEFS, "Chefs")
+def chosen_by_select(
+    question: str, embedder: Embedder, text: str = CHEFS, lead_at: int = 0
+) -> list[str]:
+    """The quotes select() keeps when sentence `lead_at` is the likeliest lead."""
+    p = passage("chefs", text, "Chefs")
     sentences = split_sentences(p)
     for i, s in enumerate(sentences):
-        s.lead, s.score = (0.9, 0.9) if i == 0 else (0.1, 0.5)
+        s.lead, s.score = (0.9, 0.9) if i == lead_at else (0.1, 0.5)
     vectors = np.eye(len(sentences), dtype=np.float32)  # no near-duplicates
     composer = ExtractiveComposer(embedder, max_sentences=5, min_relevance=0.3)
     picked = composer.select(sentences, vectors, question)
     for s in picked:  # every quote is the article's own text at its offsets
-        assert CHEFS[s.start : s.end] == s.text
+        assert text[s.start : s.end] == s.text
     return [s.text for s in picked]
 
 
@@ -186,3 +188,43 @@ def test_a_lead_that_restates_the_question_runs_on_into_the_answer(embedder: Emb
     # Only into a sentence with what is asked for: no number follows, so the lead stands alone.
     alone = chosen_by_select("How many tickets were sold for the dinner?", embedder)
     assert alone[0] == CHEFS[: CHEFS.index(" The Golden")]
+
+
+WINNER = (
+    "Marta Kowalski of Bistro Nord won the Golden Ladle at the annual dinner. "
+    "She beat 40 other young chefs, the jury said. "
+    "This week, the jury thanked 40 volunteers. "
+    "Tickets had sold out within an hour."
+)
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        "She beat",
+        "On Monday, she beat",
+        "The team beat",
+        "That was after she beat",
+        "Her team beat",
+    ],
+)
+def test_a_lead_that_points_back_is_quoted_with_what_it_points_to(
+    embedder: Embedder, opening: str
+) -> None:
+    """ "She beat 40 chefs" alone does not say who won: the sentence that names her leads too."""
+    text = WINNER.replace("She beat", opening)
+    quotes = chosen_by_select("How many chefs did she beat?", embedder, text, lead_at=1)
+    assert quotes[0] == text[: text.index(" This week")]
+    assert sum("Marta Kowalski" in q for q in quotes) == 1  # not quoted twice
+
+
+def test_a_lead_that_stands_alone_is_quoted_alone(embedder: Embedder) -> None:
+    # "This week" is a time, not a pointer back; the article's first sentence has nothing before.
+    quotes = chosen_by_select("How many volunteers were thanked?", embedder, WINNER, lead_at=2)
+    assert quotes[0] == "This week, the jury thanked 40 volunteers."
+    first = chosen_by_select("Who won the Golden Ladle?", embedder, WINNER, lead_at=0)
+    assert first[0] == WINNER[: WINNER.index(" She beat")]
+    # A byline before it names no one the lead could point to.
+    bylined = "By Staff Reporter, with the city desk. " + WINNER[WINNER.index("She beat") :]
+    quotes = chosen_by_select("How many chefs did she beat?", embedder, bylined, lead_at=1)
+    assert quotes[0] == "She beat 40 other young chefs, the jury said."
