@@ -130,6 +130,8 @@ OUTCOMES: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], bool]]] = 
     "first_quote": (ANSWERABLE, lambda r: bool(r["first_quote"])),
     "in_quotes": (ANSWERABLE, lambda r: bool(r["in_quotes"])),
     "answered": (ANSWERABLE, lambda r: not r["abstained"]),
+    # `silver` only says some article holds the answer string (noisy): `gold` is the sure label.
+    "answered_gold": (("gold",), lambda r: not r["abstained"]),
     "refused": (("none",), lambda r: bool(r["abstained"])),
 }
 Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
@@ -195,6 +197,7 @@ MEASURES = [
     ("answer string in the first quote (`gold`+`silver`, n={n_answerable})", "first_quote"),
     (f"answer string in the quotes, first {BUDGET:,} characters", "in_quotes"),
     ("answerable questions answered", "answered"),
+    ("… of them `gold` (the reliable label: the quiz's article has the answer)", "answered_gold"),
     ("unanswerable (`none`) questions refused (n={n_none})", "refused"),
     ("quoted characters per answer (mean)", "quote_chars"),
     ("first quote, characters (mean)", "first_chars"),
