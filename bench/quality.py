@@ -332,8 +332,9 @@ def render(
         "The baselines never refuse.",
         "- question type: bot.answer.question_type (entity = who/which/what).",
         f"- (a–b) after a {ours} share: its 95% Wilson score interval. On the held-back weeks "
-        f"one question is {1 / late['n_gold']:.1%} of hits@1 ({late['n_gold']:.0f} `gold` "
-        f"questions) and {1 / late['n_none']:.1%} of refusals ({late['n_none']:.0f} `none`).",
+        f"one question is {1 / max(1, late['n_gold']):.1%} of hits@1 ({late['n_gold']:.0f} "
+        f"`gold` questions) and {1 / max(1, late['n_none']):.1%} of refusals "
+        f"({late['n_none']:.0f} `none`).",
     ]
     if TRIED_FILE.exists():
         lines += ["", TRIED_FILE.read_text().strip()]

@@ -58,6 +58,12 @@ def fit(data: list[tuple], c: float = 1.0) -> dict[str, float]:
 
 def hits1(data: list[tuple], weights: dict[str, float] | None) -> float:
     """Share of early `gold` questions whose first candidate (after reranking) is gold."""
+    hits, n = gold_first(data, weights)
+    return hits / max(1, n)
+
+
+def gold_first(data: list[tuple], weights: dict[str, float] | None) -> tuple[int, int]:
+    """`gold` questions whose first candidate (after reranking) is gold, and `gold` questions."""
     hits = n = 0
     for q, passages, _, _, gold in data:
         if q["support"] != "gold":
@@ -68,7 +74,7 @@ def hits1(data: list[tuple], weights: dict[str, float] | None) -> float:
         )
         n += 1
         hits += ranked[0].article_id in gold
-    return hits / max(1, n)
+    return hits, n
 
 
 def crossval(data: list[tuple], strengths: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)) -> float:
@@ -83,12 +89,9 @@ def crossval(data: list[tuple], strengths: tuple[float, ...] = (0.01, 0.1, 1.0, 
     for c in strengths:
         hits = n = 0
         for week in weeks:
-            held = [row for row in data if row[0]["question_date"] == week]
-            n_gold = sum(1 for row in held if row[0]["support"] == "gold")
-            if n_gold:
-                weights = fit([row for row in data if row[0]["question_date"] != week], c)
-                hits += round(hits1(held, weights) * n_gold)
-                n += n_gold
+            weights = fit([row for row in data if row[0]["question_date"] != week], c)
+            h, g = gold_first([row for row in data if row[0]["question_date"] == week], weights)
+            hits, n = hits + h, n + g
         print(f"  fitted with C={c}: {hits / max(1, n):.1%} ({hits} of {n})")
         if hits > best_hits:
             best, best_hits = c, hits

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import re
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +23,7 @@ from bot.crosslingual import multilingual
 from bot.embed import Embedder, relevance
 from bot.i18n import N_
 from bot.lead import (
+    ANAPHOR,
     BOILERPLATE,
     LEAD_WEIGHTS,
     QUOTE_WEIGHTS,
@@ -45,18 +45,6 @@ log = logging.getLogger(__name__)
 # Writes the sentence vectors an answer had to encode (filled as you go), off the answer's path.
 _KEEPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentence-vectors")
 
-# A sentence that opens by pointing back to one before it: a pronoun or "this/that" as its
-# subject (not "this week"), "the show/team/..." (a thing the article named earlier), or either
-# after a short opening phrase ("Tuesday night, he ..."). English words only: a lead in another
-# language is quoted as it stands.
-ANAPHOR = re.compile(
-    r"^(?:[^,.;:]{1,30},\s+)?(?:he|she|it|they|his|her|its|their|"
-    r"(?:this|that|these|those)(?!\s+(?:week|weekend|month|year|morning|afternoon|evening|"
-    r"night|season|summer|spring|autumn|fall|winter|time)\b))\b"
-    r"|^the (?:show|series|film|movie|team|club|company|firm|group|album|song|book|player|"
-    r"star|singer|actor|actress|band|country|city|state|park|bill|law|deal|move)\b",
-    re.IGNORECASE,
-)
 ABSTAIN_TEXT = N_("The corpus does not answer this question.")  # translated where shown
 
 
@@ -355,7 +343,7 @@ class ExtractiveComposer:
             first = sentences[lead if back is None else back]
             picked[0] = self.joined(first, sentences[lead if run_on is None else run_on])
             while sum(len(p.text) + 1 for p in picked) > self.quote_budget + 1 and len(picked) > 1:
-                picked.pop()  # the run-on lead counts against the budget like any quote
+                picked.pop()  # the joined lead counts against the budget like any quote
         return picked
 
     def run_on(self, question: str, sentences: list[Sentence], lead: int) -> int | None:

@@ -191,6 +191,18 @@ BOILERPLATE = re.compile(
     r"|all rights reserved|newsletter|https?://|www\.|@\w",
     re.IGNORECASE,
 )
+# A sentence that opens by pointing back to one before it: a pronoun or "this/that" as its
+# subject (not "this week"), "the show/team/..." (a thing the article named earlier), or either
+# after a short opening phrase ("Tuesday night, he ..."). English words only: a lead in another
+# language is quoted as it stands.
+ANAPHOR = re.compile(
+    r"^(?:[^,.;:]{1,30},\s+)?(?:he|she|it|they|his|her|its|their|"
+    r"(?:this|that|these|those)(?!\s+(?:week|weekend|month|year|morning|afternoon|evening|"
+    r"night|season|summer|spring|autumn|fall|winter|time)\b))\b"
+    r"|^the (?:show|series|film|movie|team|club|company|firm|group|album|song|book|player|"
+    r"star|singer|actor|actress|band|country|city|state|park|bill|law|deal|move)\b",
+    re.IGNORECASE,
+)
 
 
 def _stems(text: str) -> set[str]:
