@@ -17,13 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from bot import feeds_cli, i18n, journal_cli
+from bot import feeds_cli, i18n, journal_cli, reads
 from bot.config import Settings, settings_problem
 from bot.desk import Desk
-from bot.errors import IndexUnavailable, NewsdeskError, storage_problem
-from bot.manifest import vector_gap
+from bot.errors import NewsdeskError, storage_problem
 from bot.models import Filters
-from bot.output import answer_dict, answer_text, passage_dict, source_line
 
 if TYPE_CHECKING:  # the writers' modules load with the writers: a question needs none of them
     from bot.handoff import Outcome
@@ -93,21 +91,26 @@ def _speak(desk: Desk, lang: str | None) -> None:
         raise typer.BadParameter(str(exc), param_hint="--lang") from None
 
 
-def _require_index(desk: Desk) -> None:
-    """Say how to fix an empty index rather than abstaining on every question."""
-    if desk.store.count_chunks() == 0:
-        n = sum(1 for _ in desk.corpus.paths())
-        if n:
-            raise IndexUnavailable(
-                f"the index in {desk.settings.index_dir} is empty but {desk.corpus.root} holds "
-                f"{n} articles: run `newsdesk reindex`"
-            )
-    if gap := vector_gap(desk.store):
-        raise IndexUnavailable(gap)
-
-
 def _say(message: str) -> None:
     typer.echo(message, err=True)
+
+
+@contextmanager
+def _reader(desk: Desk, command: str) -> Iterator[Holder | None]:
+    """For a question: the embedded store is opened by one process at a time (bot/reads.py),
+    so wait for a command-line writer, or yield the running bot to ask instead. A Chroma server
+    serves any number of processes: no lock."""
+    if desk.settings.chroma_url:
+        yield None
+        return
+    with _writer(desk, command) as bot:
+        yield bot
+
+
+def _ask_bot(desk: Desk, bot: Holder, note: dict[str, Any]) -> None:
+    from bot.handoff import hand_off
+
+    _finish(hand_off(desk, bot, note, _say))
 
 
 @contextmanager
@@ -261,25 +264,12 @@ def ask(
     filters = _filters(since, until, source, as_of)
     desk = _desk()
     _speak(desk, lang)
-    _require_index(desk)
-    started = time.perf_counter()
-    answer = desk.ask(question, filters)
-    latency = (time.perf_counter() - started) * 1000
-    if as_json:
-        pages = {}
-        if desk.settings.public_url:  # article pages: a view_url per citation
-            from bot.viewer import build_viewer
-
-            pages = build_viewer(desk.settings, desk).links(answer.citations)
-        data = answer_dict(answer, latency, pages)
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        from bot.language import reader_language
-
-        ids = [c.article_id for c in answer.citations] + [p.article_id for p in answer.passages]
-        written = desk.store.languages(ids)
-        reader = reader_language(question, written.values(), i18n.language())
-        typer.echo(answer_text(answer, written, reader))
+    with _reader(desk, "ask") as bot:
+        if bot:
+            note = reads.note("ask", filters, lang, question=question, json=as_json)
+            return _ask_bot(desk, bot, note)
+        reads.require_index(desk)
+        typer.echo(reads.ask_output(desk, question, filters, as_json))
 
 
 @app.command()
@@ -293,16 +283,14 @@ def search(
     as_json: AsJson = False,
 ) -> None:
     """Show the top passages with their scores (no composed answer)."""
+    filters = _filters(since, until, source, as_of)
     desk = _desk()
-    _require_index(desk)
-    passages = desk.search(query, _filters(since, until, source, as_of), k)
-    if as_json:
-        typer.echo(json.dumps([passage_dict(p) for p in passages], indent=2, ensure_ascii=False))
-        return
-    for i, p in enumerate(passages, 1):
-        typer.echo(f"{i}. score {p.score:.4f}  cosine {p.dense:.3f}  keyword {p.keyword:.2f}")
-        typer.echo(f"   {source_line(p.title, p.source, p.published)}  [{p.article_id}]")
-        typer.echo("   " + " ".join(p.chunk.text.split())[:300])
+    with _reader(desk, "search") as bot:
+        if bot:
+            note = reads.note("search", filters, None, query=query, k=k, json=as_json)
+            return _ask_bot(desk, bot, note)
+        reads.require_index(desk)
+        typer.echo(reads.search_output(desk, query, filters, k, as_json))
 
 
 @app.command()
@@ -314,20 +302,14 @@ def timeline(
     as_json: AsJson = False,
 ) -> None:
     """The story in time order: one entry per article (date, outlet, its best sentence)."""
-    from bot.timeline import timeline as story
-
+    filters = _filters(since, until, source, None)
     desk = _desk()
-    _require_index(desk)
-    entries = story(desk, query, _filters(since, until, source, None))
-    if as_json:
-        typer.echo(json.dumps([e.as_dict() for e in entries], indent=2, ensure_ascii=False))
-        return
-    if not entries:
-        typer.echo(f"no articles in the archive tell the story of {query!r}")
-    for e in entries:
-        day = e.published.isoformat() if e.published else "undated   "
-        typer.echo(f"{day}  {e.source[:20]}  {e.title[:70]}  {e.url}".rstrip())
-        typer.echo(f"   [{e.n}] {' '.join(e.quote.split())[:300]}")
+    with _reader(desk, "timeline") as bot:
+        if bot:
+            note = reads.note("timeline", filters, None, query=query, json=as_json)
+            return _ask_bot(desk, bot, note)
+        reads.require_index(desk)
+        typer.echo(reads.timeline_output(desk, query, filters, as_json))
 
 
 @app.command("eval")
@@ -347,15 +329,22 @@ def evaluate(
         raise NewsdeskError(f"cannot read {questions}: {exc}") from exc
     desk = _desk()
     _speak(desk, lang)
-    _require_index(desk)
     latencies: list[float] = []
     abstained = 0
-    with out.open("w", encoding="utf-8") as handle:
-        for item in tqdm(lines, unit=" questions", disable=not sys.stderr.isatty()):
-            result = eval_one(desk, item)
-            latencies.append(result["latency_ms"])
-            abstained += result["abstained"]
-            handle.write(json.dumps(result, ensure_ascii=False) + "\n")
+    with _reader(desk, "eval") as bot:
+        if bot:  # a file of questions is a batch job: not one for the bot serving newsrooms
+            raise NewsdeskError(
+                f"{bot} has {desk.settings.index_dir} open, and the embedded vector store "
+                "serves one process at a time: run `newsdesk eval` while the bot is stopped, "
+                "or serve the index from a Chroma server (NEWSDESK_CHROMA_URL)"
+            )
+        reads.require_index(desk)
+        with out.open("w", encoding="utf-8") as handle:
+            for item in tqdm(lines, unit=" questions", disable=not sys.stderr.isatty()):
+                result = eval_one(desk, item)
+                latencies.append(result["latency_ms"])
+                abstained += result["abstained"]
+                handle.write(json.dumps(result, ensure_ascii=False) + "\n")
     n = len(latencies)
     if n:
         p95 = sorted(latencies)[max(0, round(0.95 * n) - 1)]

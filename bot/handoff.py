@@ -1,9 +1,10 @@
-"""Hand-off to the running bot: a CLI write while `newsdesk serve` holds index/.
+"""Hand-off to the running bot: a CLI write, or a question, while `newsdesk serve` holds index/.
 
 Embedded Chroma is not multi-process safe (the bot would never see another process's vectors:
 "Error finding id"), so two processes never both write index/. While the bot runs it holds the
 writer lock (bot/lock.py); a CLI `ingest`, `remove`, `reindex` or `repair` then copies its
 input files into index/inbox/<note>/, writes index/inbox/<note>.json, and waits for the bot.
+A question (`ask`, `search`, `timeline`) is handed over the same way (bot/reads.py).
 The bot looks at the inbox every NEWSDESK_INBOX_INTERVAL seconds, does the work under its own
 write lock, and answers with index/inbox/<note>.done.json, which the CLI prints.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import private
+from bot import private, reads
 from bot.desk import Desk
 from bot.errors import NewsdeskError, StorageError, storage_problem
 from bot.lock import Holder, IndexLock, Say
@@ -76,10 +77,13 @@ def hand_off(desk: Desk, bot: Holder, note: dict[str, Any], say: Say) -> Outcome
         _write_json(inbox / f"{name}.json", note)
     except OSError as exc:
         raise StorageError(f"cannot hand over to the bot: {storage_problem(exc) or exc}") from exc
-    say(
-        f"{bot} runs on {desk.settings.index_dir}: handed over to it as {inbox / name}.json; "
-        "waiting for it …"
-    )
+    if note["command"] in reads.COMMANDS:
+        say(f"{bot} has {desk.settings.index_dir} open: asking it …")
+    else:
+        say(
+            f"{bot} runs on {desk.settings.index_dir}: handed over to it as {inbox / name}.json;"
+            " waiting for it …"
+        )
     done = inbox / f"{name}.done.json"
     deadline = time.monotonic() + desk.settings.lock_timeout
     while time.monotonic() < deadline:
@@ -131,8 +135,11 @@ def process_inbox(desk: Desk) -> int:
             path.rename(path.with_suffix(".bad"))
             continue
         log.info("handed over by the command line: %s", note.get("command"))
-        with desk.write_lock:
-            outcome = run_note(desk, note)
+        if note.get("command") in reads.COMMANDS:
+            outcome = run_note(desk, note)  # a question reads, beside the bot's own writes
+        else:
+            with desk.write_lock:
+                outcome = run_note(desk, note)
         _write_json(path.with_suffix(".done.json"), {"lines": outcome.lines, "code": outcome.code})
         path.unlink(missing_ok=True)
         shutil.rmtree(path.with_suffix(""), ignore_errors=True)
@@ -153,6 +160,8 @@ def run_note(desk: Desk, note: dict[str, Any]) -> Outcome:
             names = note.get("names", {})
             report.failed = [(_original(n, names), r) for n, r in report.failed]
             return report_outcome(report)
+        if command in reads.COMMANDS:
+            return Outcome([(reads.run(desk, note), False)])
         if command == "remove":
             article = ingestor.remove(str(note.get("id", "")))
             return Outcome([(f"removed {article.id}  {article.title}", False)])

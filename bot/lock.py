@@ -1,5 +1,7 @@
 """One writer at a time on index/, across processes: the bot, a CLI run, a second shell.
 
+A question from a shell on the embedded store takes it too (bot/reads.py says why).
+
 A `filelock` on index/writer.lock, plus index/writer.json saying who holds it (pid, command,
 whether it is the bot) so that the next writer can say what it waits for, or hand its work to
 the running bot (bot/handoff.py) instead of opening the same embedded Chroma store twice.

@@ -381,6 +381,104 @@ async def test_cli_ingest_while_the_bot_runs_is_answerable(
     assert list((desk.settings.index_dir / "inbox").glob("*.json")) == []
 
 
+async def newsdesk_async(root: Path, *args: str) -> tuple[int, str, str]:
+    """A `newsdesk` run in a process of its own, awaited without blocking a running bot."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=root,
+        env=cli_env(root, NEWSDESK_LOCK_TIMEOUT="120"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), SUBPROCESS_TIMEOUT)
+    return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="session")
+async def test_cli_questions_while_the_bot_writes_are_asked_of_the_bot(
+    make_desk: MakeDesk, tmp_path: Path
+) -> None:
+    """`ask` and `search` from a shell beside a bot that keeps ingesting. A second process
+    opening the embedded store saw half an ingest and told the journalist to run a repair."""
+    desk = make_desk(inbox_interval=0.2)
+    write_stories(tmp_path / "in", 3)
+    desk.ingestor.ingest([tmp_path / "in"])
+    more = write_stories(tmp_path / "more", 40, prefix="Busy")
+    question = "Who kept the Skerry lighthouse?"
+    stop = threading.Event()
+
+    def keep_writing() -> None:  # uploads keep coming in while the shell asks
+        while not stop.is_set():
+            for path in sorted((tmp_path / "more").iterdir()):
+                with desk.write_lock:
+                    desk.ingestor.ingest([path])
+                if stop.is_set():
+                    return
+            for row in desk.store.articles():
+                if row.title in more:
+                    with desk.write_lock:
+                        desk.ingestor.remove(row.id)
+
+    async with FakeTelegram() as tg, running_bot(tg, desk):
+        new = tmp_path / "lighthouse.md"
+        new.write_text(
+            story(
+                "Lighthouse keeper retires after 40 years",
+                "Marta Olsen, the keeper of the Skerry lighthouse, retired on Friday after forty "
+                "years. The lighthouse will be automated next spring.",
+            )
+        )
+        with desk.write_lock:  # as an upload in Telegram would: the bot writes it
+            desk.ingestor.ingest([new])
+        expected = desk.ask(question)
+        assert expected.citations and "Lighthouse" in expected.citations[0].title
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        try:
+            code, out, err = await newsdesk_async(tmp_path, "ask", question, "--json")
+            assert code == 0 and "asking it" in err, err
+            cited = [c["article_id"] for c in json.loads(out)["citations"]]
+            assert cited == [c.article_id for c in expected.citations]
+            code, out, err = await newsdesk_async(
+                tmp_path, "search", "Skerry lighthouse", "-k", "2"
+            )
+            assert code == 0 and "Lighthouse keeper retires" in out.splitlines()[1], err
+            code, out, err = await newsdesk_async(tmp_path, "ask", question, "--lang", "de")
+            assert code == 0 and "Lighthouse keeper retires" in out and "Quellen" in out, err
+            listings = {c: await newsdesk_async(tmp_path, c) for c in ("docs", "stats")}
+            assert all(code == 0 and not err for code, _, err in listings.values()), listings
+            assert "Lighthouse keeper retires" in listings["docs"][1]  # index/'s tables only
+            (tmp_path / "q.jsonl").write_text(json.dumps({"id": 1, "question": question}))
+            code, out, err = await newsdesk_async(tmp_path, "eval", "q.jsonl", "--out", "r.jsonl")
+            assert code == 1 and "while the bot is stopped" in err and "Traceback" not in err
+            assert not (tmp_path / "r.jsonl").exists()
+        finally:
+            stop.set()
+            writer.join()
+        start = len(tg.sent)  # the bot still answers in Telegram, in English
+        sent = tg.send_text(JOURNALISTS[0], question)
+        reply = await tg.wait_for(
+            lambda e: e.get("reply_to_message_id") == sent["message_id"], start=start
+        )
+        assert "Lighthouse keeper retires" in reply["text"] and "Quellen" not in reply["text"]
+    assert list((desk.settings.index_dir / "inbox").glob("*.json")) == []
+
+
+def test_a_cli_question_waits_for_a_cli_writer(tmp_path: Path) -> None:
+    hold = IndexLock(tmp_path / "index")
+    hold.acquire("ingest", 1, print)
+    try:
+        done = newsdesk(tmp_path, "ask", "Who kept the lighthouse?", NEWSDESK_LOCK_TIMEOUT="1")
+    finally:
+        hold.release()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "still in use by another newsdesk writer (`newsdesk ingest`" in done.stderr
+
+
 @pytest.mark.slow
 def test_keyword_hits_without_vectors_still_answer(make_desk: MakeDesk, tmp_path: Path) -> None:
     """Another process wrote into this process's embedded Chroma (as an old CLI would, around

@@ -30,7 +30,6 @@ NOT_FOR_A_QUESTION = [
     "bot.ingest",
     "bot.feeds",
     "bot.handoff",
-    "bot.lock",
     "httpcore",
     "lxml",
     "tqdm",
@@ -39,7 +38,8 @@ NOT_FOR_A_QUESTION = [
     "langsmith.types.run",
 ]
 # ... while the answer still runs through them (the LCEL pipeline, Chroma, ONNX Runtime).
-FOR_A_QUESTION = ["langchain_core.runnables.base", "chromadb", "onnxruntime"]
+# bot.lock: a question on the embedded store waits for a command-line writer (bot/reads.py).
+FOR_A_QUESTION = ["langchain_core.runnables.base", "chromadb", "onnxruntime", "bot.lock"]
 
 COLD_ASK = """
 import json, sys
