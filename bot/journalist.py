@@ -173,15 +173,19 @@ def page_arg(context: Context) -> int:
 
 
 async def send_listing(message: Message, context: Context, page: int, admin: bool) -> None:
-    rows = await asyncio.to_thread(context.bot_data.desk.store.visible_articles)
-    parts, keyboard = render.listing_html(rows, page, admin)
+    listed = await asyncio.to_thread(
+        context.bot_data.desk.store.visible_page, page, render.PAGE_SIZE
+    )
+    parts, keyboard = render.listing_html(*listed, admin)
     await sending.reply(message, parts, keyboard)
 
 
 async def show_page(query: CallbackQuery, context: Context, page: int, admin: bool) -> None:
     """Replace a listing message with another of its pages (the paging buttons)."""
-    rows = await asyncio.to_thread(context.bot_data.desk.store.visible_articles)
-    parts, keyboard = render.listing_html(rows, page, admin)
+    listed = await asyncio.to_thread(
+        context.bot_data.desk.store.visible_page, page, render.PAGE_SIZE
+    )
+    parts, keyboard = render.listing_html(*listed, admin)
     if isinstance(query.message, Message):
         await sending.edit(query.message, parts, keyboard)
 

@@ -226,18 +226,18 @@ def passages_html(query: str, passages: list[Passage]) -> list[str]:
 
 
 def listing_html(
-    rows: Sequence[Any], page: int, admin: bool
+    rows: Sequence[Any], total: int, page: int, admin: bool
 ) -> tuple[list[str], InlineKeyboardMarkup | None]:
-    """One page of the corpus (`ArticleRow`s, newest first); admins also see ids and chunks."""
-    pages = max(1, -(-len(rows) // PAGE_SIZE))
-    page = min(max(page, 0), pages - 1)
-    count = ngettext("{n} article", "{n} articles", len(rows)).format(n=len(rows))
+    """Page `page` of the corpus: its `ArticleRow`s (Store.visible_page), of `total`, newest
+    first; admins also see ids and chunks."""
+    pages = max(1, -(-total // PAGE_SIZE))
+    count = ngettext("{n} article", "{n} articles", total).format(n=total)
     lines = [
         _("<b>Sources</b> — {count}, page {page}/{pages}").format(
             count=count, page=page + 1, pages=pages
         )
     ]
-    for i, row in enumerate(rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], page * PAGE_SIZE + 1):
+    for i, row in enumerate(rows[:PAGE_SIZE], page * PAGE_SIZE + 1):
         meta = meta_html(row.source, row.published)
         chunks = ngettext("{n} chunk", "{n} chunks", row.n_chunks).format(n=row.n_chunks)
         extra = f"\n    <code>{esc(row.id)}</code> · {chunks}" if admin else ""

@@ -57,6 +57,8 @@ CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
 CREATE INDEX IF NOT EXISTS articles_ingested ON articles(ingested_at);
 CREATE INDEX IF NOT EXISTS articles_state ON articles(state);
+CREATE INDEX IF NOT EXISTS articles_listing
+    ON articles(published IS NULL, published DESC, title, id, state);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
     + fts.SCHEMA  # the keyword index: one FTS5 table for English, one for other languages
@@ -66,6 +68,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # in progress: hidden from answers; repair finishes it, never brings it back).
 HEX_PREFIX = re.compile(r"^[0-9a-f]{1,16}$")
 HORIZON_SLACK = dt.timedelta(minutes=1)
+
+
+# Newest first, undated last; the id keeps pages stable among equal dates and titles.
+LISTING_ORDER = "ORDER BY published IS NULL, published DESC, title, id"
 
 
 @dataclass
@@ -269,9 +275,18 @@ class Store:
 
     def visible_articles(self) -> list[ArticleRow]:
         """What listings show: every article but those a takedown is hiding ('removing')."""
-        return self._articles(
-            "WHERE state != 'removing' ORDER BY published IS NULL, published DESC, title", ()
-        )
+        return self._articles(f"WHERE state != 'removing' {LISTING_ORDER}", ())
+
+    def visible_page(self, page: int, size: int) -> tuple[list[ArticleRow], int, int]:
+        """One page of the listing (`/sources`, `/docs`), read in SQL: its rows, the number of
+        articles, and the page number, clamped to the pages there are. Reading every row on
+        each press took 0.6 s at 100,000 articles (bench/listing.py)."""
+        with self._lock:
+            row = self.db.execute("SELECT count(*) FROM articles WHERE state != 'removing'")
+            total = int(row.fetchone()[0])
+        page = min(max(page, 0), max(0, -(-total // size) - 1))
+        clause = f"WHERE state != 'removing' {LISTING_ORDER} LIMIT ? OFFSET ?"
+        return self._articles(clause, (size, page * size)), total, page
 
     def ready_since(self, horizon: str) -> list[ArticleRow]:
         """Ready articles whose indexing started at or after an ingest_horizon() ("" for all),

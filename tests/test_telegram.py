@@ -278,6 +278,10 @@ async def test_sources_are_listed_newest_first_with_paging(
     second = await tg.wait_for(lambda e: e["message_id"] == first["message_id"], start=start)
     assert "page 2/5" in second["text"] and set(buttons(second)) == {"◀ Newer", "Older ▶"}
     assert "11. " in second["text"]
+    q = tg.send_text(user, "/sources 99")  # past the end: the last page, not an empty one
+    last = await tg.wait_for(lambda e: answer_to(q, e))
+    assert "page 5/5" in last["text"] and set(buttons(last)) == {"◀ Newer"}
+    assert re.findall(r"^(\d+)\. ", last["text"], re.M) == ["41", "42", "43", "44"]
 
 
 async def test_5xx_is_retried_with_backoff(tg: FakeTelegram, app: Application) -> None:
