@@ -50,7 +50,7 @@ clean:
 # After changing the bot's texts: extract them and merge into every catalog, then translate
 # the new entries (msgstr "") in bot/locale/<lang>/LC_MESSAGES/newsdesk.po and `make install`.
 messages: install
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k Said -k ngettext:1,2 --no-location --sort-output \
 		--project newsdesk --version 0.1.0 -o bot/locale/newsdesk.pot .
 	$(BIN)/pybabel update -D newsdesk -i bot/locale/newsdesk.pot -d bot/locale \
 		--ignore-obsolete

@@ -204,11 +204,8 @@ async def on_error(update: object, context: Context) -> None:
         what = access.Action(action, target, admin=True, addressed=True)
     if isinstance(error, NewsdeskError):
         log.info("refused %s: %s", what.name, error)
-        text = (
-            render.failed_html(what.target, str(error))
-            if what.admin
-            else render.problem(str(error))
-        )
+        reason = i18n.said(error)  # raised in English by a parser or fetcher: said in theirs
+        text = render.failed_html(what.target, reason) if what.admin else render.problem(reason)
         result = f"failed: {error}"
     else:
         error_id = secrets.token_hex(4)

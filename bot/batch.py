@@ -21,6 +21,7 @@ from bot import manifest, sentence_store
 from bot.chunk import embed_text
 from bot.corpus import assign_id, content_hash
 from bot.errors import InputError, NewsdeskError
+from bot.i18n import message_of
 from bot.language import article_language
 from bot.models import Article, Chunk, IngestReport
 
@@ -86,7 +87,7 @@ class Batch:
         try:
             self.add(article, origin)
         except InputError as exc:
-            self.report.failed.append((name, str(exc)))
+            self.report.failed.append((name, message_of(exc)))
             return
         except (OSError, sqlite3.Error, NewsdeskError):
             raise

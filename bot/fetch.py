@@ -23,6 +23,7 @@ import httpcore
 import httpx
 
 from bot.errors import BlockedAddress, FetchError, TooLarge
+from bot.i18n import N_, Said, message_of
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -30,7 +31,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
 
 USER_AGENT = "Newsdesk/0.1 (+article ingest)"
-ALLOW_HINT = "set NEWSDESK_FETCH_ALLOWED_NETWORKS to allow it"
+ALLOW_HINT = N_("set NEWSDESK_FETCH_ALLOWED_NETWORKS to allow it")
+REFUSED = N_("refused to fetch {where}: {reason} ({hint})")
+TIMED_OUT = N_("{url} timed out after {seconds} s")
+TIMED_OUT_SLOW = N_("{url} timed out after {seconds} s (download too slow)")
 MAX_REDIRECTS = 10
 METADATA = ipaddress.ip_address("169.254.169.254")
 RFC1918 = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
@@ -73,23 +77,23 @@ def blocked_reason(ip: IPAddress) -> str:
     if inner is not None:
         return blocked_reason(inner)
     if ip.is_loopback:
-        return "a loopback address"
+        return Said("a loopback address")
     if ip == METADATA:
-        return "the cloud metadata address"
+        return Said("the cloud metadata address")
     if ip.is_link_local:
-        return "a link-local address"
+        return Said("a link-local address")
     if ip.is_unspecified:
-        return "an unspecified address"
+        return Said("an unspecified address")
     if ip.is_multicast:
-        return "a multicast address"
+        return Said("a multicast address")
     if any(ip in net for net in RFC1918) or ip in UNIQUE_LOCAL:
-        return "a private address"
+        return Said("a private address")
     if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
-        return "a site-local address"
+        return Said("a site-local address")
     if ip.is_reserved:
-        return "a reserved address"
+        return Said("a reserved address")
     if ip.is_private or not ip.is_global:
-        return "a special-purpose (non-global) address"
+        return Said("a special-purpose (non-global) address")
     return ""
 
 
@@ -172,9 +176,16 @@ class GuardedBackend(httpcore.NetworkBackend):
         for address in addresses:  # one bad answer refuses the host: it may be picked later
             reason = self.policy.refusal(address)
             if reason and address == host.strip("[]"):
-                raise BlockedAddress(f"{address} is {reason}")
+                raise BlockedAddress(Said("{address} is {reason}", address=address, reason=reason))
             if reason:
-                raise BlockedAddress(f"{host} resolves to {address}, {reason}")
+                raise BlockedAddress(
+                    Said(
+                        "{host} resolves to {address}, {reason}",
+                        host=host,
+                        address=address,
+                        reason=reason,
+                    )
+                )
         return addresses
 
     def connect_tcp(
@@ -242,7 +253,7 @@ class Fetcher:
         With `etag` or `last_modified` (from an earlier answer) the GET is conditional: an
         unchanged resource comes back as status 304 with no data."""
         if not url.startswith(("http://", "https://")):
-            raise FetchError(f"not an http(s) URL: {url}")
+            raise FetchError(Said("not an http(s) URL: {url}", url=url))
         deadline = time.monotonic() + self.timeout
         hops: list[str] = []
         backend = GuardedBackend(self.policy, self.resolver, deadline)
@@ -262,33 +273,49 @@ class Fetcher:
                 return self._read(url, response, deadline)
         except BlockedAddress as exc:
             where = url if not hops or hops[-1] == url else f"{url} (redirected to {hops[-1]})"
-            raise BlockedAddress(f"refused to fetch {where}: {exc} ({ALLOW_HINT})") from None
+            raise BlockedAddress(
+                Said(REFUSED, where=where, reason=message_of(exc), hint=Said(ALLOW_HINT))
+            ) from None
         except httpx.TimeoutException as exc:
-            raise FetchError(f"{url} timed out after {self.timeout:g} s") from exc
+            raise FetchError(Said(TIMED_OUT, url=url, seconds=f"{self.timeout:g}")) from exc
         except httpx.TooManyRedirects as exc:
-            raise FetchError(f"{url}: too many redirects (more than {MAX_REDIRECTS})") from exc
+            raise FetchError(
+                Said("{url}: too many redirects (more than {n})", url=url, n=MAX_REDIRECTS)
+            ) from exc
         except httpx.HTTPError as exc:
-            raise FetchError(f"cannot fetch {url}: {exc}") from exc
+            raise FetchError(Said("cannot fetch {url}: {error}", url=url, error=exc)) from exc
         except (httpx.InvalidURL, UnicodeError) as exc:  # neither is an httpx.HTTPError
-            raise FetchError(f"not a valid URL: {url} ({exc})") from exc
+            raise FetchError(Said("not a valid URL: {url} ({error})", url=url, error=exc)) from exc
 
     def _read(self, url: str, response: httpx.Response, deadline: float) -> Fetched:
         if response.status_code >= 400:
             raise FetchError(
-                f"{url} answered HTTP {response.status_code} {response.reason_phrase}".rstrip()
+                Said(
+                    "{url} answered HTTP {status}",
+                    url=url,
+                    status=f"{response.status_code} {response.reason_phrase}".rstrip(),
+                )
             )
         limit = mb(self.max_bytes)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise TooLarge(f"{url} is {mb(int(declared))} MB, over the {limit} MB limit")
+            raise TooLarge(
+                Said(
+                    "{url} is {size} MB, over the {limit} MB limit",
+                    url=url,
+                    size=mb(int(declared)),
+                    limit=limit,
+                )
+            )
         chunks: list[bytes] = []
         total = 0
         for part in response.iter_bytes():
             total += len(part)
             if total > self.max_bytes:
-                raise TooLarge(f"{url} is over the {limit} MB limit")
+                raise TooLarge(Said("{url} is over the {limit} MB limit", url=url, limit=limit))
             if time.monotonic() > deadline:  # decoding can outlast the network's deadline
-                raise FetchError(f"{url} timed out after {self.timeout:g} s (download too slow)")
+                seconds = f"{self.timeout:g}"
+                raise FetchError(Said(TIMED_OUT_SLOW, url=url, seconds=seconds))
             chunks.append(part)
         media_type = response.headers.get("content-type", "")
         return Fetched(

@@ -118,3 +118,40 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(message: str) -> str:
     """Marks a msgid for extraction where it is defined; `_()` translates it where it is shown."""
     return message
+
+
+class Said(str):
+    """An English message that keeps its msgid and values, to be said in a reader's language
+    later. A parser's or fetcher's reason is raised in a worker thread, travels in a report and
+    reaches an admin's chat; in logs, the journal and the command line it is the English text.
+    (`Said` is an extraction keyword: `make messages` collects its msgids.)"""
+
+    msgid: str
+    values: dict[str, object]
+
+    def __new__(cls, msgid: str, **values: object) -> Said:
+        said = super().__new__(cls, msgid.format(**values) if values else msgid)
+        said.msgid, said.values = msgid, values
+        return said
+
+
+def message_of(error: BaseException) -> str:
+    """An error's message, kept a `Said` when it was raised with one (to be said later)."""
+    if len(error.args) == 1 and isinstance(error.args[0], Said):
+        return error.args[0]
+    return str(error)
+
+
+def said(text: object) -> str:
+    """`text` in this context's language when it is a `Said`, or an error raised with one;
+    anything else as it is. A translation that does not format falls back to English."""
+    if isinstance(text, BaseException) and len(text.args) == 1:
+        text = text.args[0]
+    if not isinstance(text, Said):
+        return str(text)
+    values = {k: said(v) if isinstance(v, Said) else v for k, v in text.values.items()}
+    try:
+        return _(text.msgid).format(**values) if values else _(text.msgid)
+    except (KeyError, IndexError, ValueError):
+        log.warning("the translation of %r does not format: said in English", text.msgid)
+        return str.__str__(text)

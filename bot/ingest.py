@@ -22,6 +22,7 @@ from bot.corpus import Corpus, assign_id
 from bot.embed import Embedder
 from bot.errors import InputError, NewsdeskError, NotFound, StorageError, storage_problem
 from bot.fetch import Fetcher
+from bot.i18n import Said, message_of
 from bot.models import Article, IngestReport
 from bot.parse import Item, apply_metadata, iter_parse
 from bot.store import HEX_PREFIX, ArticleRow, Store
@@ -96,7 +97,7 @@ class Ingestor:
         run = Batch(self, report, progress, bar, force=force)
         for name, source in items:
             if isinstance(source, InputError):
-                report.failed.append((name, str(source)))
+                report.failed.append((name, message_of(source)))
                 continue
             lines = source.kind == "jsonl"
             first_seen: dict[str, int] = {}  # article id -> the JSONL line that had it
@@ -111,7 +112,7 @@ class Ingestor:
                     elif lines:
                         run.expect(-1)  # a failed line is no article to wait for
             except InputError as exc:
-                report.failed.append((name, str(exc)))
+                report.failed.append((name, message_of(exc)))
             except (OSError, sqlite3.Error, NewsdeskError):
                 raise  # the disk or the index, not this document: every later one would fail
             except Exception:  # a parser bug must not cost the rest of the batch
@@ -136,20 +137,19 @@ class Ingestor:
         try:
             article = apply_metadata(item.article, metadata or {}, item.notes)
         except InputError as exc:
-            report.failed.append((name, str(exc)))
+            report.failed.append((name, message_of(exc)))
             return None
         report.notes += [(name, note) for note in item.notes]
         if item.line:  # a JSONL line: one version of an article per file
             key = assign_id(article)
             if key in first_seen:
                 basis = "id" if article.id else "url" if article.url else "title and text"
-                report.failed.append(
-                    (
-                        name,
-                        f"duplicate of line {first_seen[key]} (same {basis}): "
-                        "this line was not ingested",
-                    )
+                duplicate = Said(
+                    "duplicate of line {line} (same {basis}): this line was not ingested",
+                    line=first_seen[key],
+                    basis=basis,
                 )
+                report.failed.append((name, duplicate))
                 return None
             first_seen[key] = item.line
         return article

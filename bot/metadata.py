@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from bot.errors import EmptyDocument, InputError
+from bot.i18n import Said
 from bot.models import Article
 from bot.sentences import sentence_spans
 
@@ -79,13 +80,18 @@ class FrontMatterLoader(yaml.SafeLoader):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise InputError(
-                "front matter uses a YAML anchor or alias (&name, *name): not allowed, "
-                "write the values out"
+                Said(
+                    "front matter uses a YAML anchor or alias ({syntax}): not allowed, "
+                    "write the values out",
+                    syntax="&name, *name",  # a value: the catalogs hold no bare "&"
+                )
             )
         self.depth += 1
         try:
             if self.depth > MAX_YAML_DEPTH:
-                raise InputError(f"front matter is nested more than {MAX_YAML_DEPTH} levels deep")
+                raise InputError(
+                    Said("front matter is nested more than {n} levels deep", n=MAX_YAML_DEPTH)
+                )
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -95,21 +101,27 @@ def load_front_matter(text: str) -> dict[Any, Any]:
     """The YAML mapping of a front matter block; InputError for anything else."""
     if len(text) > MAX_FRONT_MATTER:
         raise InputError(
-            f"front matter is {len(text) // 1024:,} KB long: at most {MAX_FRONT_MATTER // 1024} KB"
+            Said(
+                "front matter is {size} KB long: at most {limit} KB",
+                size=f"{len(text) // 1024:,}",
+                limit=MAX_FRONT_MATTER // 1024,
+            )
         )
     try:
         loaded = yaml.load(text, Loader=FrontMatterLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise InputError(f"front matter is not valid YAML: {exc.__class__.__name__}") from exc
+        error = exc.__class__.__name__
+        raise InputError(Said("front matter is not valid YAML: {error}", error=error)) from exc
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # e.g. an explicit `!!timestamp 2025-02-30`, or an integer of 5,000 digits
+        error = exc.__class__.__name__
         raise InputError(
-            f"front matter holds an unreadable value ({exc.__class__.__name__})"
+            Said("front matter holds an unreadable value ({error})", error=error)
         ) from exc
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise InputError("front matter is not a YAML mapping")
+        raise InputError(Said("front matter is not a YAML mapping"))
     return loaded
 
 
@@ -136,19 +148,19 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any) -> Said:
     if isinstance(value, dict):
-        return "a mapping"
+        return Said("a mapping")
     if isinstance(value, (list, tuple, set, frozenset)):
-        return "a list"
-    return f"a {type(value).__name__} value"
+        return Said("a list")
+    return Said("a {type} value", type=type(value).__name__)
 
 
 def scalar_text(name: str, value: Any) -> str:
     """A text field's value; a list, mapping or binary value is refused with the field's name."""
     if isinstance(value, (str, int, float, bool, dt.date)):
         return str(value)
-    raise InputError(f"{name} must be text, not {_kind(value)}")
+    raise InputError(Said("{field} must be text, not {kind}", field=name, kind=_kind(value)))
 
 
 def capped(name: str, text: str, notes: list[str] | None) -> str:
@@ -158,7 +170,14 @@ def capped(name: str, text: str, notes: list[str] | None) -> str:
     if len(text) <= limit:
         return text
     if notes is not None:
-        notes.append(f"{name} cut to {limit} characters (was {len(text):,})")
+        notes.append(
+            Said(
+                "{field} cut to {limit} characters (was {length})",
+                field=name,
+                limit=limit,
+                length=f"{len(text):,}",
+            )
+        )
     return text[: limit - 1].rstrip() + "…"
 
 
@@ -166,7 +185,12 @@ def identity(name: str, value: Any) -> str:
     text = scalar_text(name, value).strip()
     if len(text) > MAX_IDENTITY_CHARS[name]:
         raise InputError(
-            f"{name} is {len(text):,} characters long: at most {MAX_IDENTITY_CHARS[name]}"
+            Said(
+                "{field} is {length} characters long: at most {limit}",
+                field=name,
+                length=f"{len(text):,}",
+                limit=MAX_IDENTITY_CHARS[name],
+            )
         )
     return text
 
@@ -178,14 +202,18 @@ def author_list(value: Any, notes: list[str] | None) -> list[str]:
     elif isinstance(value, (list, tuple)):
         for item in value:
             if not isinstance(item, (str, int, float)):
-                raise InputError(f"authors must be names, not a list holding {_kind(item)}")
+                raise InputError(
+                    Said("authors must be names, not a list holding {kind}", kind=_kind(item))
+                )
         names = [str(item) for item in value]
     else:
         names = [scalar_text("authors", value)]
     names = [n for n in (" ".join(str(n).split()) for n in names) if n]
     if len(names) > MAX_AUTHORS:
         if notes is not None:
-            notes.append(f"authors cut to the first {MAX_AUTHORS} of {len(names)}")
+            notes.append(
+                Said("authors cut to the first {n} of {total}", n=MAX_AUTHORS, total=len(names))
+            )
         names = names[:MAX_AUTHORS]
     return [capped("author", n, notes) for n in names]
 
@@ -196,8 +224,10 @@ def published_date(value: Any) -> dt.date | None:
     day = parse_date(value)
     if day is None:
         if isinstance(value, (dict, list, tuple, set, bytes)):
-            raise InputError(f"published must be a date (YYYY-MM-DD), not {_kind(value)}")
-        raise InputError(f"unreadable date {shown(str(value))}: use YYYY-MM-DD")
+            raise InputError(
+                Said("published must be a date (YYYY-MM-DD), not {kind}", kind=_kind(value))
+            )
+        raise InputError(Said("unreadable date {value}: use YYYY-MM-DD", value=shown(str(value))))
     return day
 
 
@@ -216,11 +246,11 @@ def article_from_fields(
     record = text is None  # the body is one of the fields (a JSONL record)
     body = clean_text(scalar_text("text", meta.get("text", "")) if text is None else text)
     if record and not body:
-        raise EmptyDocument('no text: the article body goes in "text"')
+        raise EmptyDocument(Said('no text: the article body goes in "text"'))
     title = capped("title", scalar_text("title", meta.get("title", "")), notes)
     published = published_date(meta.get("published"))
     if not body:
-        raise EmptyDocument("no article text")
+        raise EmptyDocument(Said("no article text"))
     if not title:
         first, body = split_title(body)
         # A first line of only "#" marks: the marks are the title rather than none at all.

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.docx_reader import read_docx
 from bot.errors import EmptyDocument, InputError
+from bot.i18n import Said, message_of
 from bot.metadata import (
     ALIASES,
     apply_metadata,
@@ -101,7 +102,7 @@ def iter_parse(source: Source) -> Iterator[Item]:
             empty = False
             yield item
         if empty:
-            raise EmptyDocument("no article text found")
+            raise EmptyDocument(Said("no article text found"))
         return
     notes: list[str] = []
     article = PARSERS[source.kind](source, notes)
@@ -115,7 +116,9 @@ def decode(data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 text (bad byte at offset {exc.start})") from exc
+        raise InputError(
+            Said("not valid UTF-8 text (bad byte at offset {offset})", offset=exc.start)
+        ) from exc
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -159,7 +162,9 @@ def html_article(source: Source, notes: list[str]) -> Article:
         )
     except Exception as exc:  # trafilatura, htmldate and lxml fail in their own ways on junk
         log.debug("HTML extraction failed", exc_info=True)
-        raise InputError(f"unreadable HTML page ({exc.__class__.__name__})") from exc
+        raise InputError(
+            Said("unreadable HTML page ({error})", error=exc.__class__.__name__)
+        ) from exc
     # A trafilatura Document (a dict in older releases), or None when nothing was found.
     doc: dict[str, Any] = {}
     if isinstance(extracted, dict):
@@ -168,7 +173,9 @@ def html_article(source: Source, notes: list[str]) -> Article:
         doc = extracted.as_dict()
     text = str(doc.get("text") or "").strip()
     if not text:
-        raise EmptyDocument("no article text found in the page (not an article, or paywalled)")
+        raise EmptyDocument(
+            Said("no article text found in the page (not an article, or paywalled)")
+        )
     check_article_text(text, source.data)
     title = " ".join(str(doc.get("title") or "").split())
     first, _, rest = text.partition("\n")
@@ -224,12 +231,18 @@ def check_article_text(text: str, page: bytes) -> None:
     words = sum(len(line.split()) for line in prose)
     if PAYWALLED.search(page) or PAYWALL_TEXT.search(text):
         raise EmptyDocument(
-            f"the page is paywalled: only {words} words of the article are visible; "
-            "save the full text and send it as a file"
+            Said(
+                "the page is paywalled: only {words} words of the article are visible; "
+                "save the full text and send it as a file",
+                words=words,
+            )
         )
     raise EmptyDocument(
-        f"no article text found in the page (only {words} words of running text): "
-        "not a news article?"
+        Said(
+            "no article text found in the page (only {words} words of running text): "
+            "not a news article?",
+            words=words,
+        )
     )
 
 
@@ -248,13 +261,17 @@ def pdf_article(source: Source, notes: list[str]) -> Article:
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except LimitReachedError as exc:
-        raise InputError(f"PDF refused: a part inflates past pypdf's limits ({exc})") from exc
+        raise InputError(
+            Said("PDF refused: a part inflates past pypdf's limits ({error})", error=exc)
+        ) from exc
     except Exception as exc:  # pypdf raises many kinds of errors on damaged or hostile files
         log.debug("PDF parsing failed", exc_info=True)
-        raise InputError(f"corrupt or unreadable PDF ({exc.__class__.__name__})") from exc
+        raise InputError(
+            Said("corrupt or unreadable PDF ({error})", error=exc.__class__.__name__)
+        ) from exc
     text = "\n\n".join(p.strip() for p in pages if p.strip())
     if not text:
-        raise EmptyDocument("PDF has no text layer (a scan?): run OCR first")
+        raise EmptyDocument(Said("PDF has no text layer (a scan?): run OCR first"))
     return article_from_fields({"title": str(meta_title)}, text, notes)
 
 
@@ -263,7 +280,9 @@ def docx_article(source: Source, notes: list[str]) -> Article:
         title, author, paragraphs = read_docx(source.data)
     except Exception as exc:  # zipfile and lxml raise their own errors on damaged files
         log.debug("DOCX parsing failed", exc_info=True)
-        raise InputError(f"corrupt or unreadable DOCX ({exc.__class__.__name__})") from exc
+        raise InputError(
+            Said("corrupt or unreadable DOCX ({error})", error=exc.__class__.__name__)
+        ) from exc
     # The core "created" property is when the file was made, not a publication date: unused.
     fields: dict[str, Any] = {"title": title, "author": author}
     return article_from_fields(fields, "\n\n".join(paragraphs), notes)
@@ -275,7 +294,11 @@ def iter_jsonl(source: Source) -> Iterator[Item]:
         where = f"{source.name}:{number}"
         if line is None:
             limit = mb(source.max_line_bytes)
-            reason = f"line is {mb(size)} MB, over the {limit} MB limit per article"
+            reason = Said(
+                "line is {size} MB, over the {limit} MB limit per article",
+                size=mb(size),
+                limit=limit,
+            )
             yield Item(where, error=reason, line=number)
             continue
         if number == 1:
@@ -286,7 +309,7 @@ def iter_jsonl(source: Source) -> Iterator[Item]:
         try:
             article = jsonl_article(line, notes)
         except InputError as exc:
-            yield Item(where, error=str(exc), line=number)
+            yield Item(where, error=message_of(exc), line=number)
         else:
             yield Item(where, article, notes=notes, line=number)
 
@@ -295,17 +318,19 @@ def jsonl_article(line: bytes, notes: list[str]) -> Article:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 text (bad byte at column {exc.start + 1})") from exc
+        raise InputError(
+            Said("not valid UTF-8 text (bad byte at column {column})", column=exc.start + 1)
+        ) from exc
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON ({exc.msg})") from exc
+        raise InputError(Said("invalid JSON ({error})", error=exc.msg)) from exc
     except RecursionError as exc:
-        raise InputError("invalid JSON (nested too deeply)") from exc
+        raise InputError(Said("invalid JSON (nested too deeply)")) from exc
     except ValueError as exc:  # Python reads integers of at most 4,300 digits
-        raise InputError("invalid JSON (a number too long to read)") from exc
+        raise InputError(Said("invalid JSON (a number too long to read)")) from exc
     if not isinstance(record, dict):
-        raise InputError("line is not a JSON object")
+        raise InputError(Said("line is not a JSON object"))
     return article_from_fields(record, notes=notes)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot import callbacks
-from bot.i18n import N_, _, ngettext
+from bot.i18n import N_, _, ngettext, said
 from bot.models import Answer, Citation, IngestReport, Passage
 from bot.output import by_article, nearest_sources
 from bot.split import pack, plain_text
@@ -330,9 +330,11 @@ def summary_html(report: IngestReport) -> list[str]:
         lines.append(f"• {label}: {esc(short(a.title, TITLE_CHARS))} (<code>{esc(a.id)}</code>)")
     for name, reason in report.failed[:LISTED]:
         label = _("failed")
+        reason = said(reason)  # a parser's reason, in the admin's language
         lines.append(f"• {label}: {esc(short(name, META_CHARS))}: {esc(short(reason, 500))}")
     for name, note in report.notes[:LISTED]:
         label = _("note")
+        note = said(note)
         lines.append(f"• {label}: {esc(short(name, META_CHARS))}: {esc(short(note, 500))}")
     shown = len(changed) + len(report.unchanged) + len(report.failed) + len(report.notes)
     hidden = shown - (len(lines) - 1)

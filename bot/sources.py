@@ -17,6 +17,7 @@ import httpx
 
 from bot.errors import EmptyDocument, FetchError, InputError, TooLarge, UnsupportedFormat
 from bot.fetch import Fetcher, mb
+from bot.i18n import N_, Said
 
 # File suffix -> the kind parse.py understands.
 KINDS = {
@@ -47,6 +48,8 @@ MAX_DOCX_UNZIPPED = 32 * 2**20
 MAX_DOCX_XML = 8 * 2**20
 MAX_DOCX_PARTS = 1000
 HEAD = 8192  # bytes looked at to tell text from binary
+TOO_LARGE = N_("file is {size} MB, over the {limit} MB limit")
+BINARY = N_("looks like a binary file, not {kind} text")
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class Source:
                     else:
                         yield number, line, len(line)
         except OSError as exc:  # the file vanished or became unreadable while being read
-            raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+            raise InputError(Said("cannot read file: {error}", error=exc.strerror or exc)) from exc
 
     def count_lines(self) -> int:
         """Non-blank lines (articles to expect in a JSONL), read in blocks."""
@@ -101,7 +104,7 @@ class Source:
                         filled = False
                     filled = filled or bool(rest.strip())
         except OSError as exc:
-            raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+            raise InputError(Said("cannot read file: {error}", error=exc.strerror or exc)) from exc
         return count + filled
 
 
@@ -114,19 +117,25 @@ def kind_of(name: str, media_type: str = "") -> str:
     if base in MEDIA_KINDS:
         return MEDIA_KINDS[base]
     supported = ", ".join(sorted({s for s in KINDS if s not in (".markdown", ".text", ".htm")}))
-    raise UnsupportedFormat(f"unsupported file type {suffix or base or '(none)'}: use {supported}")
+    raise UnsupportedFormat(
+        Said(
+            "unsupported file type {kind}: use {supported}",
+            kind=suffix or base or "(none)",
+            supported=supported,
+        )
+    )
 
 
 def check_bytes(name: str, kind: str, data: bytes, max_bytes: int) -> None:
     """Refuse empty, oversize, binary-as-text and zip-bomb documents before parsing."""
     if len(data) > max_bytes:
-        raise TooLarge(f"file is {mb(len(data))} MB, over the {mb(max_bytes)} MB limit")
+        raise TooLarge(Said(TOO_LARGE, size=mb(len(data)), limit=mb(max_bytes)))
     if not data.strip():
-        raise EmptyDocument("file is empty")
+        raise EmptyDocument(Said("file is empty"))
     if kind in ("markdown", "text", "html", "jsonl") and b"\x00" in data[:HEAD]:
-        raise InputError(f"looks like a binary file, not {kind} text")
+        raise InputError(Said(BINARY, kind=kind))
     if kind == "pdf" and not data.lstrip().startswith(b"%PDF"):
-        raise InputError("not a PDF file (no %PDF header)")
+        raise InputError(Said("not a PDF file (no %PDF header)"))
     if kind == "docx":
         check_docx_zip(data)
 
@@ -140,25 +149,34 @@ def check_docx_zip(data: bytes) -> None:
         with zipfile.ZipFile(BytesIO(data)) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise InputError("not a valid DOCX file (corrupt zip container)") from exc
+        raise InputError(Said("not a valid DOCX file (corrupt zip container)")) from exc
     if "word/document.xml" not in {i.filename for i in infos}:
-        raise InputError("not a valid DOCX file (no word/document.xml)")
+        raise InputError(Said("not a valid DOCX file (no word/document.xml)"))
     if len(infos) > MAX_DOCX_PARTS:
         raise InputError(
-            f"DOCX has {len(infos):,} parts (at most {MAX_DOCX_PARTS:,}): "
-            "refused as a possible zip bomb"
+            Said(
+                "DOCX has {parts} parts (at most {limit}): refused as a possible zip bomb",
+                parts=f"{len(infos):,}",
+                limit=f"{MAX_DOCX_PARTS:,}",
+            )
         )
     total = sum(i.file_size for i in infos)
     xml = sum(i.file_size for i in infos if i.filename.lower().endswith((".xml", ".rels")))
     if xml > MAX_DOCX_XML:
         raise InputError(
-            f"DOCX holds {mb(xml)} MB of XML (at most {mb(MAX_DOCX_XML)} MB): "
-            "refused as a possible zip bomb"
+            Said(
+                "DOCX holds {size} MB of XML (at most {limit} MB): refused as a possible zip bomb",
+                size=mb(xml),
+                limit=mb(MAX_DOCX_XML),
+            )
         )
     if total > MAX_DOCX_UNZIPPED:
         raise InputError(
-            f"DOCX expands to {mb(total)} MB (at most {mb(MAX_DOCX_UNZIPPED)} MB): "
-            "refused as a possible zip bomb"
+            Said(
+                "DOCX expands to {size} MB (at most {limit} MB): refused as a possible zip bomb",
+                size=mb(total),
+                limit=mb(MAX_DOCX_UNZIPPED),
+            )
         )
 
 
@@ -173,10 +191,10 @@ def from_path(path: Path, max_bytes: int) -> Source:
             return _streamed(path, max_bytes)
         size = path.stat().st_size
         if size > max_bytes:
-            raise TooLarge(f"file is {mb(size)} MB, over the {mb(max_bytes)} MB limit")
+            raise TooLarge(Said(TOO_LARGE, size=mb(size), limit=mb(max_bytes)))
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+        raise InputError(Said("cannot read file: {error}", error=exc.strerror or exc)) from exc
     check_bytes(path.name, kind, data, max_bytes)
     return Source(name=path.name, kind=kind, data=data, path=path)
 
@@ -185,9 +203,9 @@ def _streamed(path: Path, max_line_bytes: int) -> Source:
     with path.open("rb") as handle:
         head = handle.read(HEAD)
         if not head.strip() and len(head) < HEAD:
-            raise EmptyDocument("file is empty")
+            raise EmptyDocument(Said("file is empty"))
     if b"\x00" in head:
-        raise InputError("looks like a binary file, not jsonl text")
+        raise InputError(Said(BINARY, kind="jsonl"))
     return Source(
         name=path.name,
         kind="jsonl",
@@ -210,7 +228,7 @@ def from_url(url: str, fetcher: Fetcher) -> Source:
     size limit), and tell its kind by its bytes, name or media type."""
     fetched = fetcher.fetch(url)
     if not fetched.data.strip():
-        raise FetchError(f"{url} returned an empty page")
+        raise FetchError(Said("{url} returned an empty page", url=url))
     try:
         name = Path(httpx.URL(fetched.url).path).name or "page.html"
     except httpx.InvalidURL:

@@ -27,6 +27,7 @@ from telegram.ext import Application
 
 from bot import callbacks, i18n, render, render_feeds, render_privacy
 from bot.desk import Desk
+from bot.errors import InputError
 from bot.i18n import Catalogs, base_language, speaking
 from bot.journalist import source_languages
 from bot.models import Answer, Article, Citation
@@ -160,7 +161,7 @@ def ids(message: Any) -> list[str]:
 def test_every_message_of_the_code_is_in_every_catalog() -> None:
     """What `make messages` would extract from bot/ is translated in each language (a new
     string without a translation fails here, not in front of a journalist)."""
-    keywords = {"_": None, "N_": None, "ngettext": (1, 2)}
+    keywords = {"_": None, "N_": None, "Said": None, "ngettext": (1, 2)}
     extracted = {
         (m[2] if isinstance(m[2], str) else m[2][0])
         for m in extract_from_dir(ROOT / "bot", [("**.py", "python")], keywords=keywords)
@@ -445,3 +446,66 @@ def test_ask_and_eval_speak_the_chosen_language(
     monkeypatch.setenv("NEWSDESK_LANGUAGE", "klingon")
     code, _, err = run_cli(["ask", UNANSWERED], capsys)
     assert code == 1 and "NEWSDESK_LANGUAGE" in err
+
+
+def test_a_parser_reason_is_english_until_said_in_a_language(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reason is raised in English in a worker thread (logs, the journal and the command line
+    keep that) and said in the admin's language where it is shown, its inserted parts too."""
+    kind = i18n.Said("a list")
+    reason = i18n.Said("{field} must be text, not {kind}", field="title", kind=kind)
+    error = InputError(reason)
+    assert (
+        str(error)
+        == f"{error}"
+        == json.loads(json.dumps(str(reason)))
+        == ("title must be text, not a list")
+    )
+    assert i18n.message_of(error) is reason and i18n.message_of(ValueError("x")) == "x"
+    with speaking("uk"):
+        expected = i18n._(reason.msgid).format(field="title", kind=i18n._("a list"))
+        assert i18n.said(error) == i18n.said(reason) == expected
+        assert "title" in expected and "a list" not in expected and "must be" not in expected
+        assert i18n.said("plain text") == "plain text"
+    # A translation that lost a placeholder falls back to the English, with a warning.
+    cat = Catalog(locale="uk")
+    cat.add(reason.msgid, "{field} має бути {wrong}")
+    folder = tmp_path / "uk" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    with (folder / "newsdesk.mo").open("wb") as handle:
+        write_mo(handle, cat)
+    with speaking("uk", Catalogs(tmp_path)):
+        assert i18n.said(error) == "title must be text, not a list"
+    assert "does not format" in caplog.text
+
+
+@ASYNC
+async def test_a_ukrainian_admin_reads_why_a_file_failed_in_ukrainian(
+    tg: FakeTelegram, make_desk: MakeDesk
+) -> None:
+    """Both ways a reason reaches an admin: a failed upload (the error handler) and a file
+    parsed in the writer thread (the ingest report)."""
+    desk = make_desk()
+    admin = JOURNALISTS[35]
+    tg.languages[admin] = "uk"
+    with speaking("uk"):
+        cases = {
+            "empty.txt": (b"   ", i18n._("file is empty")),
+            "broken.pdf": (b"%PDF-1.4 garbage", i18n._("corrupt or unreadable PDF ({error})")),
+            "list.md": (
+                b"---\ntitle: [a, b]\n---\nThe body of the article.",
+                i18n._("{field} must be text, not {kind}").format(
+                    field="title", kind=i18n._("a list")
+                ),
+            ),
+        }
+    async with running_bot(tg, desk, admins=[admin]):
+        for name, (data, expected) in cases.items():
+            expected = expected.split("{")[0].strip()  # the part before a class name
+            assert expected and expected.isascii() is False, expected  # Ukrainian, not English
+            msg = tg.send_document(admin, name, data)
+            reply = await tg.wait_for(lambda e, m=msg: reply_to(m)(e) and "…" not in e["text"])
+            assert expected in reply["text"], (name, reply["text"])
+            assert "Traceback" not in reply["text"]
+    assert desk.store.articles() == []
