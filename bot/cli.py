@@ -107,10 +107,15 @@ def _reader(desk: Desk, command: str) -> Iterator[Holder | None]:
         yield bot
 
 
-def _ask_bot(desk: Desk, bot: Holder, note: dict[str, Any]) -> None:
-    from bot.handoff import hand_off
+def _question(desk: Desk, note: dict[str, Any]) -> None:
+    """`ask`, `search` or `timeline` (bot/reads.py): here, or asked of the running bot."""
+    with _reader(desk, note["command"]) as bot:
+        if bot:
+            from bot.handoff import hand_off
 
-    _finish(hand_off(desk, bot, note, _say))
+            return _finish(hand_off(desk, bot, note, _say))
+        reads.require_index(desk)
+        typer.echo(reads.run(desk, note))
 
 
 @contextmanager
@@ -264,12 +269,7 @@ def ask(
     filters = _filters(since, until, source, as_of)
     desk = _desk()
     _speak(desk, lang)
-    with _reader(desk, "ask") as bot:
-        if bot:
-            note = reads.note("ask", filters, lang, question=question, json=as_json)
-            return _ask_bot(desk, bot, note)
-        reads.require_index(desk)
-        typer.echo(reads.ask_output(desk, question, filters, as_json))
+    _question(desk, reads.note("ask", filters, lang, question=question, json=as_json))
 
 
 @app.command()
@@ -284,13 +284,7 @@ def search(
 ) -> None:
     """Show the top passages with their scores (no composed answer)."""
     filters = _filters(since, until, source, as_of)
-    desk = _desk()
-    with _reader(desk, "search") as bot:
-        if bot:
-            note = reads.note("search", filters, None, query=query, k=k, json=as_json)
-            return _ask_bot(desk, bot, note)
-        reads.require_index(desk)
-        typer.echo(reads.search_output(desk, query, filters, k, as_json))
+    _question(_desk(), reads.note("search", filters, None, query=query, k=k, json=as_json))
 
 
 @app.command()
@@ -303,13 +297,7 @@ def timeline(
 ) -> None:
     """The story in time order: one entry per article (date, outlet, its best sentence)."""
     filters = _filters(since, until, source, None)
-    desk = _desk()
-    with _reader(desk, "timeline") as bot:
-        if bot:
-            note = reads.note("timeline", filters, None, query=query, json=as_json)
-            return _ask_bot(desk, bot, note)
-        reads.require_index(desk)
-        typer.echo(reads.timeline_output(desk, query, filters, as_json))
+    _question(_desk(), reads.note("timeline", filters, None, query=query, json=as_json))
 
 
 @app.command("eval")

@@ -83,6 +83,35 @@ def newsdesk(root: Path, *args: str, **extra: str) -> subprocess.CompletedProces
     )
 
 
+async def newsdesk_async(root: Path, *args: str) -> tuple[int, str, str]:
+    """A `newsdesk` run in a process of its own, awaited without blocking a running bot."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=root,
+        env=cli_env(root, NEWSDESK_LOCK_TIMEOUT="120"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), SUBPROCESS_TIMEOUT)
+    return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+def write_lighthouse(folder: Path) -> Path:
+    """A story that only the article added while the bot runs can answer."""
+    new = folder / "lighthouse.md"
+    new.write_text(
+        story(
+            "Lighthouse keeper retires after 40 years",
+            "Marta Olsen, the keeper of the Skerry lighthouse, retired on Friday after forty "
+            "years. The lighthouse will be automated next spring.",
+        )
+    )
+    return new
+
+
 def titles_of(desk: Desk) -> list[str]:
     return sorted(r.title for r in desk.store.articles())
 
@@ -344,30 +373,11 @@ async def test_cli_ingest_while_the_bot_runs_is_answerable(
     desk = make_desk(inbox_interval=0.5)
     write_stories(tmp_path / "in", 3)
     desk.ingestor.ingest([tmp_path / "in"])
-    new = tmp_path / "lighthouse.md"
-    new.write_text(
-        story(
-            "Lighthouse keeper retires after 40 years",
-            "Marta Olsen, the keeper of the Skerry lighthouse, retired on Friday after forty "
-            "years. The lighthouse will be automated next spring.",
-        )
-    )
+    new = write_lighthouse(tmp_path)
     user = JOURNALISTS[0]
     async with FakeTelegram() as tg, running_bot(tg, desk):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "ingest",
-            str(new),
-            cwd=tmp_path,
-            env=cli_env(tmp_path, NEWSDESK_LOCK_TIMEOUT="120"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), SUBPROCESS_TIMEOUT)
-        assert proc.returncode == 0, err.decode()
-        assert "handed over" in err.decode() and "1 added" in out.decode()
+        code, out, err = await newsdesk_async(tmp_path, "ingest", str(new))
+        assert code == 0 and "handed over" in err and "1 added" in out, err
         start = len(tg.sent)
         question = tg.send_text(user, "Who kept the Skerry lighthouse?")
         reply = await tg.wait_for(
@@ -379,22 +389,6 @@ async def test_cli_ingest_while_the_bot_runs_is_answerable(
         assert "Lighthouse keeper retires" in reply["text"]
         assert "went wrong" not in reply["text"]
     assert list((desk.settings.index_dir / "inbox").glob("*.json")) == []
-
-
-async def newsdesk_async(root: Path, *args: str) -> tuple[int, str, str]:
-    """A `newsdesk` run in a process of its own, awaited without blocking a running bot."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=root,
-        env=cli_env(root, NEWSDESK_LOCK_TIMEOUT="120"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), SUBPROCESS_TIMEOUT)
-    return int(proc.returncode or 0), out.decode(), err.decode()
 
 
 @pytest.mark.slow
@@ -424,14 +418,7 @@ async def test_cli_questions_while_the_bot_writes_are_asked_of_the_bot(
                         desk.ingestor.remove(row.id)
 
     async with FakeTelegram() as tg, running_bot(tg, desk):
-        new = tmp_path / "lighthouse.md"
-        new.write_text(
-            story(
-                "Lighthouse keeper retires after 40 years",
-                "Marta Olsen, the keeper of the Skerry lighthouse, retired on Friday after forty "
-                "years. The lighthouse will be automated next spring.",
-            )
-        )
+        new = write_lighthouse(tmp_path)
         with desk.write_lock:  # as an upload in Telegram would: the bot writes it
             desk.ingestor.ingest([new])
         expected = desk.ask(question)
