@@ -113,7 +113,13 @@ def _question(desk: Desk, note: dict[str, Any]) -> None:
         if bot:
             from bot.handoff import hand_off
 
-            return _finish(hand_off(desk, bot, note, _say))
+            outcome = hand_off(desk, bot, note, _say)
+            if outcome is None:  # the bot works through its inbox in order: a long write first
+                raise NewsdeskError(
+                    f"no answer from {bot} within {desk.settings.lock_timeout:g} s (busy with a "
+                    "long ingest?): ask again later, or in Telegram"
+                )
+            return _finish(outcome)
         reads.require_index(desk)
         typer.echo(reads.run(desk, note))
 
@@ -322,8 +328,8 @@ def evaluate(
     with _reader(desk, "eval") as bot:
         if bot:  # a file of questions is a batch job: not one for the bot serving newsrooms
             raise NewsdeskError(
-                f"{bot} has {desk.settings.index_dir} open, and the embedded vector store "
-                "serves one process at a time: run `newsdesk eval` while the bot is stopped, "
+                f"the embedded vector store in {desk.settings.index_dir} is open in {bot}, and "
+                "it serves one process at a time: run `newsdesk eval` while the bot is stopped, "
                 "or serve the index from a Chroma server (NEWSDESK_CHROMA_URL)"
             )
         reads.require_index(desk)

@@ -78,7 +78,7 @@ def hand_off(desk: Desk, bot: Holder, note: dict[str, Any], say: Say) -> Outcome
     except OSError as exc:
         raise StorageError(f"cannot hand over to the bot: {storage_problem(exc) or exc}") from exc
     if note["command"] in reads.COMMANDS:
-        say(f"{bot} has {desk.settings.index_dir} open: asking it …")
+        say(f"asking {bot}, which has {desk.settings.index_dir} open …")
     else:
         say(
             f"{bot} runs on {desk.settings.index_dir}: handed over to it as {inbox / name}.json;"
@@ -92,6 +92,8 @@ def hand_off(desk: Desk, bot: Holder, note: dict[str, Any], say: Say) -> Outcome
             done.unlink(missing_ok=True)
             return Outcome([(str(t), bool(e)) for t, e in data["lines"]], int(data["code"]))
         time.sleep(0.2)
+    if note["command"] in reads.COMMANDS:  # a question nobody waits for is withdrawn; work goes on
+        (inbox / f"{name}.json").unlink(missing_ok=True)
     return None
 
 

@@ -427,7 +427,7 @@ async def test_cli_questions_while_the_bot_writes_are_asked_of_the_bot(
         writer.start()
         try:
             code, out, err = await newsdesk_async(tmp_path, "ask", question, "--json")
-            assert code == 0 and "asking it" in err, err
+            assert code == 0 and "asking the bot, pid" in err, err
             cited = [c["article_id"] for c in json.loads(out)["citations"]]
             assert cited == [c.article_id for c in expected.citations]
             code, out, err = await newsdesk_async(
@@ -453,6 +453,18 @@ async def test_cli_questions_while_the_bot_writes_are_asked_of_the_bot(
         )
         assert "Lighthouse keeper retires" in reply["text"] and "Quellen" not in reply["text"]
     assert list((desk.settings.index_dir / "inbox").glob("*.json")) == []
+
+
+def test_a_cli_question_to_a_bot_that_does_not_answer_says_so(tmp_path: Path) -> None:
+    hold = IndexLock(tmp_path / "index")
+    hold.acquire("serve", 1, print, bot=True)  # a bot busy with a long write: no inbox turn
+    try:
+        done = newsdesk(tmp_path, "ask", "Who kept the lighthouse?", NEWSDESK_LOCK_TIMEOUT="1")
+    finally:
+        hold.release()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"no answer from the bot, pid {os.getpid()} within 1 s" in done.stderr
+    assert list((tmp_path / "index" / "inbox").glob("*.json")) == []  # withdrawn, not answered
 
 
 def test_a_cli_question_waits_for_a_cli_writer(tmp_path: Path) -> None:
