@@ -4,9 +4,10 @@ Embedded Chroma is not multi-process safe (the bot would never see another proce
 "Error finding id"), so two processes never both write index/. While the bot runs it holds the
 writer lock (bot/lock.py); a CLI `ingest`, `remove`, `reindex` or `repair` then copies its
 input files into index/inbox/<note>/, writes index/inbox/<note>.json, and waits for the bot.
-A question (`ask`, `search`, `timeline`) is handed over the same way (bot/reads.py).
 The bot looks at the inbox every NEWSDESK_INBOX_INTERVAL seconds, does the work under its own
-write lock, and answers with index/inbox/<note>.done.json, which the CLI prints.
+write lock, and answers with index/inbox/<note>.done.json, which the CLI prints. A question
+(`ask`, `search`, `timeline`: bot/reads.py) goes to index/inbox/questions/ instead, which the
+bot answers on a loop of its own: never behind a long handed-over ingest.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bot.models import IngestReport
 
 log = logging.getLogger(__name__)
 STALE_RESULTS = 3600.0  # seconds after which an answer nobody collected is deleted
+QUESTIONS = "questions"  # index/inbox/questions/: questions, answered beside the writes
 
 
 @dataclass
@@ -68,7 +70,7 @@ def report_outcome(report: IngestReport) -> Outcome:
 
 def hand_off(desk: Desk, bot: Holder, note: dict[str, Any], say: Say) -> Outcome | None:
     """Queue `note` for the bot and wait for its answer (None: not answered in time)."""
-    inbox = desk.settings.index_dir / "inbox"
+    inbox = _inbox(desk, note["command"] in reads.COMMANDS)
     name = f"{time.time_ns()}-{os.getpid()}"
     try:
         private.private_dir(inbox)
@@ -123,9 +125,14 @@ def _stage(desk: Desk, folder: Path, items: list[str]) -> tuple[list[str], dict[
 # -- the bot side ----------------------------------------------------------------------------
 
 
-def process_inbox(desk: Desk) -> int:
-    """Do every queued note, oldest first; how many were done."""
+def _inbox(desk: Desk, questions: bool) -> Path:
     inbox = desk.settings.index_dir / "inbox"
+    return inbox / QUESTIONS if questions else inbox
+
+
+def process_inbox(desk: Desk, questions: bool = False) -> int:
+    """Do every queued note (the writes, or the questions), oldest first; how many were done."""
+    inbox = _inbox(desk, questions)
     if not inbox.is_dir():
         return 0
     notes = sorted(p for p in inbox.glob("*.json") if not p.name.endswith(".done.json"))
@@ -201,6 +208,7 @@ class Watcher:
     """The running bot's side of the hand-off: the inbox task and the writer lock it holds."""
 
     task: asyncio.Task[None]
+    questions: asyncio.Task[None]
     stopping: asyncio.Event
     lock: IndexLock | None  # None: another Application in this process holds it
 
@@ -215,7 +223,8 @@ async def start(desk: Desk, writer: Executor) -> Watcher:
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(_repair_then_watch(desk, writer, s.inbox_interval, stopping))
-    return Watcher(task, stopping, None if shared else desk.index_lock)
+    questions = asyncio.create_task(_answer_questions(desk, s.inbox_interval, stopping))
+    return Watcher(task, questions, stopping, None if shared else desk.index_lock)
 
 
 async def _repair_then_watch(
@@ -243,21 +252,35 @@ async def _repair_then_watch(
     await _watch(desk, writer, interval, stopping)
 
 
+async def _answer_questions(desk: Desk, interval: float, stopping: asyncio.Event) -> None:
+    """Questions from a shell, on threads of their own (they read, as a journalist's do)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wrap_future(desk.loading())
+    await _watch(desk, None, interval, stopping, questions=True)
+
+
 async def stop(watcher: Watcher) -> None:
     """At shutdown: let a hand-off in progress finish, then release the lock."""
     watcher.stopping.set()
-    await watcher.task
+    await asyncio.gather(watcher.task, watcher.questions)
     if watcher.lock is not None:
         watcher.lock.release()
 
 
-async def _watch(desk: Desk, writer: Executor, interval: float, stopping: asyncio.Event) -> None:
+async def _watch(
+    desk: Desk,
+    executor: Executor | None,
+    interval: float,
+    stopping: asyncio.Event,
+    questions: bool = False,
+) -> None:
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=interval)
         if stopping.is_set():
             return
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(writer, process_inbox, desk)
+            await loop.run_in_executor(executor, process_inbox, desk, questions)
         except Exception:
             log.exception("the hand-off inbox could not be processed")

@@ -455,6 +455,34 @@ async def test_cli_questions_while_the_bot_writes_are_asked_of_the_bot(
     assert list((desk.settings.index_dir / "inbox").glob("*.json")) == []
 
 
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_cli_question_is_not_held_up_by_a_handed_over_ingest(
+    make_desk: MakeDesk, tmp_path: Path
+) -> None:
+    desk = make_desk(inbox_interval=0.2)
+    write_stories(tmp_path / "in", 3)
+    desk.ingestor.ingest([tmp_path / "in"])
+    inbox = desk.settings.index_dir / "inbox"
+    async with FakeTelegram() as tg, running_bot(tg, desk):
+        with desk.write_lock:  # the bot's writer is busy: a handed-over ingest waits behind it
+            ingest = asyncio.create_task(
+                newsdesk_async(tmp_path, "ingest", str(write_lighthouse(tmp_path)))
+            )
+            deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+            while not list(inbox.glob("*.json")):  # handed over, and not done
+                assert time.monotonic() < deadline and not ingest.done()
+                await asyncio.sleep(0.05)
+            code, out, err = await newsdesk_async(
+                tmp_path, "ask", "When did the harbour ferry 13 sail?", "--json"
+            )
+            assert code == 0 and json.loads(out)["citations"], err
+            assert not ingest.done()
+        code, out, err = await ingest
+        assert code == 0 and "1 added" in out, err
+    assert list(inbox.rglob("*.json")) == []
+
+
 def test_a_cli_question_to_a_bot_that_does_not_answer_says_so(tmp_path: Path) -> None:
     hold = IndexLock(tmp_path / "index")
     hold.acquire("serve", 1, print, bot=True)  # a bot busy with a long write: no inbox turn
@@ -464,7 +492,7 @@ def test_a_cli_question_to_a_bot_that_does_not_answer_says_so(tmp_path: Path) ->
         hold.release()
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"no answer from the bot, pid {os.getpid()} within 1 s" in done.stderr
-    assert list((tmp_path / "index" / "inbox").glob("*.json")) == []  # withdrawn, not answered
+    assert list((tmp_path / "index" / "inbox").rglob("*.json")) == []  # withdrawn, not answered
 
 
 def test_a_cli_question_waits_for_a_cli_writer(tmp_path: Path) -> None:
