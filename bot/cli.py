@@ -114,10 +114,10 @@ def _question(desk: Desk, note: dict[str, Any]) -> None:
             from bot.handoff import hand_off
 
             outcome = hand_off(desk, bot, note, _say)
-            if outcome is None:  # the bot works through its inbox in order: a long write first
+            if outcome is None:  # still loading its model and index, or stuck (see its log)
                 raise NewsdeskError(
-                    f"no answer from {bot} within {desk.settings.lock_timeout:g} s (busy with a "
-                    "long ingest?): ask again later, or in Telegram"
+                    f"no answer from {bot} within {desk.settings.lock_timeout:g} s (still "
+                    "starting up?): ask again later, or in Telegram"
                 )
             return _finish(outcome)
         reads.require_index(desk)
