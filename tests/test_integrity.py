@@ -452,7 +452,7 @@ async def test_cli_questions_while_the_bot_writes_are_asked_of_the_bot(
             lambda e: e.get("reply_to_message_id") == sent["message_id"], start=start
         )
         assert "Lighthouse keeper retires" in reply["text"] and "Quellen" not in reply["text"]
-    assert list((desk.settings.index_dir / "inbox").glob("*.json")) == []
+    assert list((desk.settings.index_dir / "inbox").rglob("*.json")) == []  # every note done
 
 
 @pytest.mark.slow
