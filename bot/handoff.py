@@ -70,7 +70,8 @@ def report_outcome(report: IngestReport) -> Outcome:
 
 def hand_off(desk: Desk, bot: Holder, note: dict[str, Any], say: Say) -> Outcome | None:
     """Queue `note` for the bot and wait for its answer (None: not answered in time)."""
-    inbox = _inbox(desk, note["command"] in reads.COMMANDS)
+    question = note["command"] in reads.COMMANDS
+    inbox = _inbox(desk, question)
     name = f"{time.time_ns()}-{os.getpid()}"
     try:
         private.private_dir(inbox)
@@ -79,7 +80,7 @@ def hand_off(desk: Desk, bot: Holder, note: dict[str, Any], say: Say) -> Outcome
         _write_json(inbox / f"{name}.json", note)
     except OSError as exc:
         raise StorageError(f"cannot hand over to the bot: {storage_problem(exc) or exc}") from exc
-    if note["command"] in reads.COMMANDS:
+    if question:
         say(f"asking {bot}, which has {desk.settings.index_dir} open …")
     else:
         say(
@@ -94,7 +95,7 @@ def hand_off(desk: Desk, bot: Holder, note: dict[str, Any], say: Say) -> Outcome
             done.unlink(missing_ok=True)
             return Outcome([(str(t), bool(e)) for t, e in data["lines"]], int(data["code"]))
         time.sleep(0.2)
-    if note["command"] in reads.COMMANDS:  # a question nobody waits for is withdrawn; work goes on
+    if question:  # a question nobody waits for is withdrawn; handed-over work goes on
         (inbox / f"{name}.json").unlink(missing_ok=True)
     return None
 
@@ -144,8 +145,12 @@ def process_inbox(desk: Desk, questions: bool = False) -> int:
             path.rename(path.with_suffix(".bad"))
             continue
         log.info("handed over by the command line: %s", note.get("command"))
-        if note.get("command") in reads.COMMANDS:
-            outcome = run_note(desk, note)  # a question reads, beside the bot's own writes
+        if questions:  # read only, beside the bot's own writes: nothing else is done from here
+            outcome = (
+                run_note(desk, note)
+                if note.get("command") in reads.COMMANDS
+                else Outcome([("error: only questions go to the questions' inbox", True)], 1)
+            )
         else:
             with desk.write_lock:
                 outcome = run_note(desk, note)

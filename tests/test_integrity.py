@@ -483,6 +483,24 @@ async def test_a_cli_question_is_not_held_up_by_a_handed_over_ingest(
     assert list(inbox.rglob("*.json")) == []
 
 
+def test_a_write_planted_in_the_questions_inbox_is_refused(
+    make_desk: MakeDesk, tmp_path: Path
+) -> None:
+    """Questions are answered without the bot's write lock, so nothing else runs from there."""
+    from bot.handoff import process_inbox
+
+    desk = make_desk()
+    questions = desk.settings.index_dir / "inbox" / "questions"
+    questions.mkdir(parents=True)
+    (questions / "1-1.json").write_text(
+        json.dumps({"command": "ingest", "items": [str(write_lighthouse(tmp_path))]})
+    )
+    assert process_inbox(desk, questions=True) == 1
+    done = json.loads((questions / "1-1.done.json").read_text())
+    assert done["code"] == 1 and "only questions" in done["lines"][0][0]
+    assert desk.store.articles() == []
+
+
 def test_a_cli_question_to_a_bot_that_does_not_answer_says_so(tmp_path: Path) -> None:
     hold = IndexLock(tmp_path / "index")
     hold.acquire("serve", 1, print, bot=True)  # a bot busy with a long write: no inbox turn
