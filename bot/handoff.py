@@ -7,7 +7,7 @@ input files into index/inbox/<note>/, writes index/inbox/<note>.json, and waits 
 The bot looks at the inbox every NEWSDESK_INBOX_INTERVAL seconds, does the work under its own
 write lock, and answers with index/inbox/<note>.done.json, which the CLI prints. A question
 (`ask`, `search`, `timeline`: bot/reads.py) goes to index/inbox/questions/ instead, which the
-bot answers on a loop of its own: never behind a long handed-over ingest.
+bot looks at four times a second on a loop of its own: never behind a long handed-over ingest.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from bot.models import IngestReport
 log = logging.getLogger(__name__)
 STALE_RESULTS = 3600.0  # seconds after which an answer nobody collected is deleted
 QUESTIONS = "questions"  # index/inbox/questions/: questions, answered beside the writes
+# How often the bot looks for questions, at most: someone waits at a shell for the answer, and a
+# look at an empty folder is one directory listing. NEWSDESK_INBOX_INTERVAL spaces the writes'.
+QUESTION_LOOK = 0.25
 
 
 @dataclass
@@ -228,7 +231,8 @@ async def start(desk: Desk, writer: Executor) -> Watcher:
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(_repair_then_watch(desk, writer, s.inbox_interval, stopping))
-    questions = asyncio.create_task(_answer_questions(desk, s.inbox_interval, stopping))
+    look = min(s.inbox_interval, QUESTION_LOOK)
+    questions = asyncio.create_task(_answer_questions(desk, look, stopping))
     return Watcher(task, questions, stopping, None if shared else desk.index_lock)
 
 

@@ -83,7 +83,7 @@ def newsdesk(root: Path, *args: str, **extra: str) -> subprocess.CompletedProces
     )
 
 
-async def newsdesk_async(root: Path, *args: str) -> tuple[int, str, str]:
+async def newsdesk_async(root: Path, *args: str, **extra: str) -> tuple[int, str, str]:
     """A `newsdesk` run in a process of its own, awaited without blocking a running bot."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -91,7 +91,7 @@ async def newsdesk_async(root: Path, *args: str) -> tuple[int, str, str]:
         "bot",
         *args,
         cwd=root,
-        env=cli_env(root, NEWSDESK_LOCK_TIMEOUT="120"),
+        env=cli_env(root, **{"NEWSDESK_LOCK_TIMEOUT": "120", **extra}),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -481,6 +481,27 @@ async def test_a_cli_question_is_not_held_up_by_a_handed_over_ingest(
         code, out, err = await ingest
         assert code == 0 and "1 added" in out, err
     assert list(inbox.rglob("*.json")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_cli_question_is_answered_long_before_the_inbox_interval(
+    make_desk: MakeDesk, tmp_path: Path
+) -> None:
+    """An operator may space the bot's looks for handed-over work far apart; a journalist at
+    a shell still gets an answer as from Telegram, not a minute later."""
+    desk = make_desk(inbox_interval=600)
+    write_stories(tmp_path / "in", 3)
+    desk.ingestor.ingest([tmp_path / "in"])
+    async with FakeTelegram() as tg, running_bot(tg, desk):
+        code, out, err = await newsdesk_async(
+            tmp_path,
+            "ask",
+            "When did the harbour ferry 13 sail?",
+            "--json",
+            NEWSDESK_LOCK_TIMEOUT="60",
+        )
+    assert code == 0 and json.loads(out)["citations"], err
 
 
 def test_a_write_planted_in_the_questions_inbox_is_refused(
