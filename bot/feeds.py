@@ -24,6 +24,7 @@ from bot.corpus import Corpus
 from bot.errors import FetchError, InputError, NotFound
 from bot.feed_parse import FeedItem, ParsedFeed, content_text, parse_feed, web_link
 from bot.fetch import Fetcher
+from bot.i18n import message_of
 from bot.models import Article, IngestReport
 from bot.parse import check_article_text, parse
 from bot.store import Store
@@ -319,7 +320,7 @@ class Poller:
             if parsed.kind == "sitemapindex":
                 parsed = self._children(parsed)
         except InputError as exc:
-            result.error = str(exc)
+            result.error = message_of(exc)  # a Said: each admin reads it in their language
             result.alert = self.feeds.failed(feed, result.error, self.interval)
             return result
         title = parsed.title or feed.title

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections.abc import Callable
 
 from telegram import Bot, Message, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot import callbacks, render, render_feeds, sending
+from bot import callbacks, i18n, render, render_feeds, sending
 from bot.access import audit
 from bot.feeds import FeedStore, PollResult, poll_feeds
 from bot.feeds_cli import make_poller
@@ -46,6 +48,11 @@ async def on_feeds(update: Update, context: Context) -> None:
         return
     svc = context.bot_data
     feeds = feed_store(svc)
+    if update.effective_user is not None:  # the language of this admin's feed alerts
+        from bot.watch_bot import watch_store  # watch_bot imports push from here
+
+        user_id = update.effective_user.id
+        await asyncio.to_thread(watch_store(svc).set_language, user_id, i18n.language())
     args = context.args or []
     verb = args[0].lower() if args else ""
     if not args:
@@ -115,7 +122,7 @@ async def poll_due(app: Application) -> list[PollResult]:
                 svc.journal.audit, 0, "feeds", "feeds-poll", result.feed.url, result.line
             )
         if result.alert:
-            await tell_admins(app, render_feeds.feed_alert(result))
+            await tell_admins(app, functools.partial(render_feeds.feed_alert, result))
         counted = svc.metrics.ingested
         counted.labels("added").inc(len(result.added))
         counted.labels("updated").inc(len(result.updated))
@@ -126,9 +133,15 @@ async def poll_due(app: Application) -> list[PollResult]:
     return results
 
 
-async def tell_admins(app: Application, text: str) -> None:
+async def tell_admins(app: Application, render_text: Callable[[], str]) -> None:
+    """Each admin in the language they last used /feeds in (English if they never did)."""
+    from bot.watch_bot import watch_store  # the users' languages; watch_bot imports push
+
     svc: Services = app.bot_data
+    store = watch_store(svc)
     for admin_id in svc.settings.admins:
+        with i18n.speaking(await asyncio.to_thread(store.language, admin_id)):
+            text = render_text()
         with contextlib.suppress(TelegramError):  # an admin who never opened the bot
             await push(app.bot, admin_id, [text])
 

@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callbacks
 from bot.feeds import Feed, PollResult, when
-from bot.i18n import N_, _, ngettext
+from bot.i18n import N_, _, ngettext, said
 from bot.render import META_CHARS, esc, link, meta_html, short, short_quote
 from bot.split import pack
 from bot.timeline import Entry
@@ -77,7 +77,9 @@ def feed_alert(result: PollResult) -> str:
         "⚠️ Feed <b>{id}</b> ({url}) has failed for a day: <i>{error}</i>. It is still retried; "
         "/feeds to remove it."
     ).format(
-        id=result.feed.id, url=esc(short(result.feed.url, 300)), error=esc(short(result.error, 500))
+        id=result.feed.id,
+        url=esc(short(result.feed.url, 300)),
+        error=esc(short(said(result.error), 500)),
     )
 
 

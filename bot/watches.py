@@ -54,8 +54,8 @@ CREATE TABLE IF NOT EXISTS digests (
     user_id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, hhmm TEXT NOT NULL, last REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- the user's Telegram language when they last set a watch or digest: alerts and digests are
--- sent with no message of theirs to say it
+-- the user's Telegram language when they last set a watch or digest (an admin: used /feeds):
+-- alerts and digests are sent with no message of theirs to say it
 CREATE TABLE IF NOT EXISTS languages (user_id INTEGER PRIMARY KEY, code TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS timelines (
     id INTEGER PRIMARY KEY AUTOINCREMENT, chat_id INTEGER NOT NULL, query TEXT NOT NULL,

@@ -21,6 +21,7 @@ from babel.messages.pofile import read_po
 from botkit import JOURNALISTS, buttons, reply_to, running_bot, services_of
 from conftest import MakeDesk, run_cli
 from fake_telegram import ApiError, FakeTelegram, parse_html, utf16_len
+from feedkit import serve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegram.ext import Application
@@ -28,6 +29,8 @@ from telegram.ext import Application
 from bot import callbacks, i18n, render, render_feeds, render_privacy
 from bot.desk import Desk
 from bot.errors import InputError
+from bot.feeds import DAY, FeedStore
+from bot.feeds_bot import POLL_JOB, poll_due
 from bot.i18n import Catalogs, base_language, speaking
 from bot.journalist import source_languages
 from bot.models import Answer, Article, Citation
@@ -388,6 +391,38 @@ async def test_watch_alerts_come_in_the_language_the_watch_was_set_in(
         assert "Ferry fares cut for island commuters" in uk["text"]  # the title: verbatim
         assert svc.watches is not None and svc.watches.language(UK) == "uk"
         assert svc.watches.forget(UK) and svc.watches.language(UK) == ""
+
+
+@ASYNC
+async def test_a_failing_feed_is_told_to_each_admin_in_their_language(
+    tg: FakeTelegram, make_desk: MakeDesk
+) -> None:
+    """A feed alert answers no message: each admin reads it in the language they last used
+    /feeds in, the fetcher's reason included; an admin who never said gets English."""
+    now = [1_000_000.0]
+    desk = make_desk(fetch_allowed_networks=["127.0.0.0/8"])
+    with serve() as site:
+        url = site.put("/rss.xml", "oops", status=500)
+        async with running_bot(tg, desk, admins=[UK, FR]) as app:
+            svc = services_of(app)
+            assert app.job_queue is not None  # only this test polls, on its own clock
+            for job in app.job_queue.get_jobs_by_name(POLL_JOB):
+                job.schedule_removal()
+            svc.feeds = FeedStore(desk.settings.index_dir, clock=lambda: now[0])
+            await tg.wait_for(
+                reply_to(tg.send_text(FR, "/start"))
+            )  # a bot may write only to users who started it
+            added = await tg.wait_for(reply_to(tg.send_text(UK, f"/feeds add {url}")))
+            assert added["text"].startswith("Додано стрічку 1")
+            first = await poll_due(app)
+            assert "HTTP 500" in first[0].error and not first[0].alert
+            now[0] += DAY + 1
+            start = len(tg.sent)
+            assert (await poll_due(app))[0].alert
+            uk = await tg.wait_for(lambda e: e["chat_id"] == UK and "⚠️" in e["text"], start=start)
+            fr = await tg.wait_for(lambda e: e["chat_id"] == FR and "⚠️" in e["text"], start=start)
+    assert uk["text"].startswith("⚠️ Стрічка 1") and "відповідь HTTP 500" in uk["text"]
+    assert fr["text"].startswith("⚠️ Feed 1") and "answered HTTP 500" in fr["text"]
 
 
 def test_a_source_in_another_language_says_which(seeded: Desk) -> None:
