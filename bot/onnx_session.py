@@ -4,13 +4,15 @@ ONNX Runtime optimizes a model's graph (fusing attention, layer norms, GELU) eve
 opens it, and parsing one 90 MB file with the weights inside is slow as well. A copy saved after
 optimization, with its weights in a side file, opens in about 0.2 s instead of 0.5 s on the
 2-core machine, and computes the same outputs. It is saved at the "extended" level, which holds
-no CPU-specific layouts, in a folder named for the ONNX Runtime version that wrote it.
+no CPU-specific layouts, in a folder named for the ONNX Runtime version that wrote it; the
+copies of other versions are removed when it is written.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,19 @@ def _write(ort: Any, onnx_file: Path, folder: Path) -> None:
         os.replace(partial, folder)  # the whole folder appears at once
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    _remove_older(onnx_file, folder)
+
+
+def _remove_older(onnx_file: Path, kept: Path) -> None:
+    """The copies other ONNX Runtime versions made (~90 MB each), gone after an upgrade. A
+    process still running an old version keeps its open session (Linux keeps a removed file's
+    data while it is open) and makes its copy again at its next start; one it was writing just
+    then fails to appear, and that process opens the original model."""
+    version = re.compile(re.escape(onnx_file.stem) + r"\.ort-\d[\w.+]*")
+    for old in onnx_file.parent.iterdir():
+        if old != kept and version.fullmatch(old.name) and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            Path(str(old) + ".lock").unlink(missing_ok=True)
 
 
 def _discard(folder: Path) -> None:

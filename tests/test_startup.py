@@ -186,3 +186,17 @@ def test_a_killed_or_broken_optimized_model_is_made_again(onnx_copy: Path) -> No
     again = optimized(onnx_copy)  # ... and the next start makes a good one
     assert again is not None and (again.parent / "weights.bin").stat().st_size > 1_000_000
     assert not stale.exists()
+
+
+def test_an_onnx_runtime_upgrade_removes_the_copy_the_old_version_made(onnx_copy: Path) -> None:
+    """Each copy is ~90 MB: an image upgraded monthly would fill the volume with them."""
+    old = onnx_copy.with_name(f"{onnx_copy.stem}.ort-1.0.0")
+    old.mkdir()
+    (old / "weights.bin").write_bytes(b"weights of a version no longer installed")
+    old.with_name(old.name + ".lock").touch()
+    other = onnx_copy.with_name("another-model.ort-1.0.0")  # another model's copy: kept
+    other.mkdir()
+    model = optimized(onnx_copy)
+    assert model is not None and model.exists()
+    assert not old.exists() and not old.with_name(old.name + ".lock").exists()
+    assert other.exists()
