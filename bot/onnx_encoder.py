@@ -8,11 +8,15 @@ and memory torch and sentence-transformers take.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import json
 import logging
 import os
+import shutil
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -30,6 +34,9 @@ log = logging.getLogger(__name__)
 EXPORT_VERSION = 1
 # Vectors closer than this to the torch encoder's count as the same model (see README).
 MIN_COSINE = 0.99
+# An export (~87 MB, and its optimized copy as much again) that no start has opened for this
+# long is removed when a new one is written: a package upgrade changes the cache key.
+UNUSED_DAYS = 30
 # Sentence vectors kept between questions: the sentences of popular stories come back in answer
 # after answer (20,000 x 384 float32 = 30 MB).
 CACHED_TEXTS = 20_000
@@ -94,6 +101,8 @@ def exported(path: Path, cache_dir: Path) -> Path:
     """
     target = cache_dir / f"{path.name}-{cache_key(path)}.onnx"
     if target.exists():
+        with contextlib.suppress(OSError):  # in use (a read-only cache is never pruned either)
+            os.utime(target)
         return target
     from filelock import FileLock
 
@@ -106,7 +115,27 @@ def exported(path: Path, cache_dir: Path) -> Path:
                 os.replace(partial, target)
             finally:
                 partial.unlink(missing_ok=True)
+            _remove_unused(cache_dir, target)
     return target
+
+
+def _remove_unused(cache_dir: Path, kept: Path) -> None:
+    """Exports no start has opened for UNUSED_DAYS, with their optimized copies. A process
+    still running on one keeps its open session and exports again at its next start."""
+    cutoff = time.time() - UNUSED_DAYS * 86400
+    for old in cache_dir.glob("*.onnx"):
+        try:
+            if old == kept or old.stat().st_mtime > cutoff:
+                continue
+            old.unlink()
+        except OSError:
+            continue
+        log.info("removed %s: not used for %d days", old, UNUSED_DAYS)
+        for leftover in cache_dir.glob(glob.escape(old.stem) + ".*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def export(path: Path, target: Path) -> None:

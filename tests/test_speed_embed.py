@@ -182,11 +182,23 @@ def test_export_survives_a_kill_and_two_processes_export_once(tmp_path: Path) ->
     finally:
         killed.wait(timeout=60)
     assert not list(cache.glob("*.onnx")), "a killed export must not leave a model behind"
+    # What an upgrade leaves: the last version's export, unused for 40 days, and its copy;
+    # another deployment's export, used today, stays.
+    stale, current = cache / "model-0000000000000000.onnx", cache / "other-1111111111111111.onnx"
+    for planted in (stale, current):
+        planted.write_bytes(b"an older export")
+        (cache / f"{planted.stem}.ort-1.0.0").mkdir()
+    long_ago = time.time() - 40 * 86400
+    os.utime(stale, (long_ago, long_ago))
 
     both = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     paths = {p.communicate(timeout=600)[0].strip() for p in both}
     assert all(p.returncode == 0 for p in both)
-    assert len(paths) == 1 and [str(p) for p in cache.glob("*.onnx")] == list(paths)
+    assert len(paths) == 1 and sorted(str(p) for p in cache.glob("*.onnx")) == sorted(
+        [*paths, str(current)]
+    )
+    assert not list(cache.glob(f"{stale.stem}*")), "the unused export and its copy are gone"
+    assert (cache / f"{current.stem}.ort-1.0.0").is_dir()
     fresh = OnnxEmbedder(Path(default_model_path()), Path(paths.pop()))
     assert exported(Path(default_model_path()), cache).exists()
     vector = fresh.encode_queries(["Who won the election?"])
