@@ -205,11 +205,11 @@ ANAPHOR = re.compile(
 )
 
 
-def _stems(text: str) -> set[str]:
+def stems(text: str) -> set[str]:
     return {w[:6] for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS and len(w) > 1}
 
 
-def _share(part: set[str], whole: set[str]) -> float:
+def share(part: set[str], whole: set[str]) -> float:
     return len(part & whole) / len(part) if part else 0.0
 
 
@@ -224,13 +224,13 @@ def lead_features(
     question; `kind`: the question's type (question_type's, when not given)."""
     kind = kind or question_type(question)
     terms = query_terms(question)
-    asked = _stems(question)
-    stems = [_stems(s.text) for s in sentences]
+    asked = stems(question)
+    words = [stems(s.text) for s in sentences]
     # A term few candidate sentences name is what singles out the answer's sentence.
     n = len(sentences)
-    idf = {t: math.log((n + 1) / (1 + sum(t[:6] in s for s in stems))) for t in terms}
+    idf = {t: math.log((n + 1) / (1 + sum(t[:6] in s for s in words))) for t in terms}
     total = sum(idf[t] * w for t, w in terms.items()) or 1.0
-    rare = [sum(idf[t] * w for t, w in terms.items() if t[:6] in s) / total for s in stems]
+    rare = [sum(idf[t] * w for t, w in terms.items() if t[:6] in s) / total for s in words]
     rank: dict[int, int] = {}
     for i, p in enumerate(passages):
         rank.setdefault(id(p), i)
@@ -258,8 +258,8 @@ def lead_features(
                 float(answers_type(kind, question, s.text)),
                 min(3, len(new_names - STOPWORDS)) / 3,
                 float(bool(numbers)),
-                1.0 - _share(stems[i], asked) if lexical else 0.5,
-                _share(stems[i], _stems(p.title)) if lexical else 0.0,
+                1.0 - share(words[i], asked) if lexical else 0.5,
+                share(words[i], stems(p.title)) if lexical else 0.0,
                 float(bool(BOILERPLATE.search(s.text))),
                 math.exp(-s.start / 1000.0),
                 min(1.0, len(s.text) / 300),

@@ -228,3 +228,29 @@ def test_a_lead_that_stands_alone_is_quoted_alone(embedder: Embedder) -> None:
     bylined = "By Staff Reporter, with the city desk. " + WINNER[WINNER.index("She beat") :]
     quotes = chosen_by_select("How many chefs did she beat?", embedder, bylined, lead_at=1)
     assert quotes[0] == "She beat 40 other young chefs, the jury said."
+
+
+ELECTION = (
+    "The election was held on Sunday, with a record turnout of around 2 million voters and "
+    "a turnout rate of 58%. "
+    "In the functional constituencies, the pan-democracy camp gained a seat. "
+    "The turnout was the highest in the history of the council's elections, with around 2 "
+    "million voters and a turnout rate of 58%. "
+    "Polling stations in Taikoo stayed open until 2:30 the next morning."
+)
+
+
+def test_a_retelling_of_a_quoted_fact_is_not_quoted_and_nothing_pads_its_place(
+    embedder: Embedder,
+) -> None:
+    """The third sentence retells the first (a sentence encoder puts them at cosine ~0.7,
+    so no vector test catches it): quoting it wastes the reader's time, and so would the
+    filler that a freed place would pull in."""
+    p = passage("vote", ELECTION, "Record turnout in council election")
+    sentences = split_sentences(p)
+    for i, s in enumerate(sentences):
+        s.lead, s.score = (0.9, 0.9) if i == 0 else (0.1, 0.5)
+    vectors = np.eye(len(sentences), dtype=np.float32)
+    composer = ExtractiveComposer(embedder, max_sentences=3, min_relevance=0.3)
+    quotes = [s.text for s in composer.select(sentences, vectors, "What was the turnout?")]
+    assert quotes == [sentences[0].text, sentences[1].text]
