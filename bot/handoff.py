@@ -283,6 +283,7 @@ async def _watch(
     stopping: asyncio.Event,
     questions: bool = False,
 ) -> None:
+    failing = ""  # the failure last logged: a full disk is not logged four times a second
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=interval)
@@ -291,5 +292,11 @@ async def _watch(
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(executor, process_inbox, desk, questions)
-        except Exception:
-            log.exception("the hand-off inbox could not be processed")
+        except Exception as exc:
+            if repr(exc) != failing:
+                log.exception("the hand-off inbox could not be processed (logged once)")
+            failing = repr(exc)
+        else:
+            if failing:
+                log.warning("the hand-off inbox is processed again")
+            failing = ""

@@ -765,3 +765,35 @@ def test_token_counts_and_encodes_from_many_threads(embedder: Embedder) -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_inbox_that_keeps_failing_is_logged_once_and_its_recovery_too(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Questions are looked for four times a second: a full disk must not write a stack
+    trace into the log each time."""
+    from bot import handoff
+
+    looks: list[int] = []
+    recovered = asyncio.Event()
+
+    def full_then_fine(desk: object, questions: bool) -> int:
+        looks.append(1)
+        if len(looks) <= 20:
+            raise OSError(28, "No space left on device")
+        if len(looks) >= 22:
+            recovered.set()
+        return 0
+
+    monkeypatch.setattr(handoff, "process_inbox", full_then_fine)
+    stopping = asyncio.Event()
+    with caplog.at_level(logging.WARNING, logger="bot.handoff"):
+        watching = asyncio.create_task(handoff._watch(None, None, 0.001, stopping, True))  # type: ignore[arg-type]
+        await asyncio.wait_for(recovered.wait(), SUBPROCESS_TIMEOUT)
+        stopping.set()
+        await watching
+    records = [r for r in caplog.records if r.name == "bot.handoff"]
+    assert [r.levelname for r in records] == ["ERROR", "WARNING"], records
+    assert records[0].exc_info and "No space left" in str(records[0].exc_info[1])
+    assert "processed again" in records[1].getMessage()
