@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -47,6 +48,9 @@ from bot.viewer import Viewer, build_viewer
 from bot.webhook import bound_address, listen_socket, webhook_from
 
 log = logging.getLogger(__name__)
+# A background job (watches every NEWSDESK_INBOX_INTERVAL, feeds) that fails fails again at its
+# next run: its traceback is logged once an hour, not every few seconds onto a full disk.
+JOB_ERROR_QUIET = 3600.0
 
 
 SECRETS: set[str] = set()  # tokens redacted from every log record
@@ -197,7 +201,18 @@ async def on_error(update: object, context: Context) -> None:
         status, action, target = error.status, error.action, error.target
         error = error.__cause__ or error
     if not isinstance(update, Update):
-        log.error("error outside an update", exc_info=error)
+        seen, now = context.bot_data.job_errors, time.monotonic()
+        key = repr(error)
+        if now - seen.get(key, -JOB_ERROR_QUIET) < JOB_ERROR_QUIET:
+            log.debug("error outside an update, again: %s", key)
+            return
+        if len(seen) > 100:  # errors that differ every time (a timestamp in the text)
+            seen.clear()
+        seen[key] = now
+        log.error(
+            "error outside an update (the same one is logged again in an hour at the earliest)",
+            exc_info=error,
+        )
         return
     what = access.action_for(update, context)
     if action:  # the handler said what failed

@@ -86,6 +86,7 @@ class Services:
     miniapp: MiniApp | None = None  # the same pages in Telegram, when that URL is https
     feeds: FeedStore | None = None  # index/feeds.db, opened on first use
     watches: WatchStore | None = None  # index/watches.db, opened on first use
+    job_errors: dict[str, float] = field(default_factory=dict)  # a job's error: last logged at
 
 
 Context = CallbackContext[ExtBot[None], dict[object, object], ChatMemory, Services]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -324,3 +325,36 @@ def test_an_article_a_long_batch_finishes_after_a_check_is_still_news(
     desk.store.begin_article(slow, "hash-of-zoo")  # a reindex: same text, new stamp
     desk.store.mark([slow.id], "ready")
     assert store.new_articles(desk.store) == []
+
+
+@on_loop
+async def test_a_watch_job_that_keeps_failing_logs_its_traceback_once(
+    tg: FakeTelegram,
+    make_desk: MakeDesk,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The watch job runs every NEWSDESK_INBOX_INTERVAL: on a full disk it fails each time,
+    and a traceback each time would fill the log (and the disk) faster. The bot answers on."""
+    from bot import watch_bot
+
+    runs = 0
+    failed_often = asyncio.Event()
+
+    async def full_disk(app: Any) -> int:
+        nonlocal runs
+        runs += 1
+        if runs >= 10:
+            failed_often.set()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(watch_bot, "check_watches", full_disk)
+    with caplog.at_level(logging.DEBUG, logger="bot.app"):
+        async with running_bot(tg, make_desk(), inbox_interval=0.02):
+            await asyncio.wait_for(failed_often.wait(), 60)
+            answer = await tg.wait_for(reply_to(tg.send_text(READER, "/help")))
+            assert "/watch" in answer["text"]
+    logged = [r for r in caplog.records if r.name == "bot.app" and r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and "No space left" in str(logged[0].exc_info[1])  # type: ignore[index]
+    again = [r for r in caplog.records if r.name == "bot.app" and "again" in r.getMessage()]
+    assert len(again) >= 8
