@@ -66,8 +66,8 @@ def privacy_html(
             "• "
             + _(
                 "Your watches (the topics you follow, with their filters), the articles pushed "
-                "to you for them, your digest time and your Telegram language (to write them "
-                "in it), until /unwatch or /forget. You have <b>{n}</b> watches."
+                "to you for them, your digest time and your Telegram language (to write to "
+                "you in it), until /unwatch or /forget. You have <b>{n}</b> watches."
             ).format(n=held.get("watches", 0))
             + "\n• "
             + _(
