@@ -71,8 +71,8 @@ def parse(data: str | None) -> Payload | None:
     """The payload a button of ours carries; None for anything else."""
     if not data or len(data) > 64:
         return None
-    kind, _, rest = data.partition(":")
-    shape = _SHAPES.get(kind)
+    kind, colon, rest = data.partition(":")
+    shape = _SHAPES.get(kind) if colon else None  # every payload made here has its colon
     match = shape.fullmatch(rest) if shape else None
     if match is None:
         return None
