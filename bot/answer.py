@@ -27,6 +27,7 @@ from bot.lead import (
     BOILERPLATE,
     LEAD_WEIGHTS,
     QUOTE_WEIGHTS,
+    is_story_link,
     lead_features,
     lead_scores,
     sentences_at,
@@ -318,14 +319,13 @@ class ExtractiveComposer:
         quote_budget characters; no repeats (overlapping chunks), no near-duplicates and no
         retellings of what is already quoted."""
         top = sentences[0].passage.article_id  # sentences come in the passages' order
-        lead = max(
-            (i for i, s in enumerate(sentences) if s.passage.article_id == top),
-            key=lambda i: sentences[i].lead,
-        )
+        links = {i for i, s in enumerate(sentences) if is_story_link(s.text)}
+        firsts = [i for i, s in enumerate(sentences) if s.passage.article_id == top]
+        lead = max([i for i in firsts if i not in links] or firsts, key=lambda i: sentences[i].lead)
         run_on = self.run_on(question, sentences, lead)
         back = self.run_back(sentences, lead)
         others = sorted(
-            (i for i in range(len(sentences)) if i not in (lead, run_on, back)),
+            (i for i in range(len(sentences)) if i not in (lead, run_on, back) and i not in links),
             key=lambda i: -sentences[i].score,
         )
         best = max(s.score for s in sentences)
@@ -370,6 +370,8 @@ class ExtractiveComposer:
         first, then = sentences[lead], sentences[after]
         if then.passage is not first.passage or answers_type(kind, question, first.text):
             return None
+        if is_story_link(then.text):
+            return None
         return after if answers_type(kind, question, then.text) else None
 
     @staticmethod
@@ -380,6 +382,8 @@ class ExtractiveComposer:
         if before < 0 or sentences[before].passage is not sentences[lead].passage:
             return None
         if BOILERPLATE.search(sentences[before].text):  # a byline names no one it points to
+            return None
+        if is_story_link(sentences[before].text):  # another story's headline
             return None
         return before if ANAPHOR.match(sentences[lead].text) else None
 

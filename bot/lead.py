@@ -191,6 +191,23 @@ BOILERPLATE = re.compile(
     r"|all rights reserved|newsletter|https?://|www\.|@\w",
     re.IGNORECASE,
 )
+# A newspaper's link to another of its stories, set in the article's text: a label, a colon
+# with no space, that story's headline ("Earlier recalls:Ford Mustangs among latest recalls",
+# "More:A timeline of the breach"). Never quoted: it is another story's headline. A line that
+# ends like a sentence is kept unless its label says it is a link: a roundup's
+# "Charlestown:Hundreds of people turned out ..." is the news itself.
+STORY_LINK = re.compile(r"^\W{0,3}[^.!?:]{1,80}?[\w’'\")]:(?=[A-Z\"“‘'])")
+LINK_LABEL = re.compile(r"^\W{0,3}(?:more|related|read more|watch|see also|also)\s*:", re.I)
+SENTENCE_END = re.compile(r"[.!?][\"”’')]*$")
+
+
+def is_story_link(text: str) -> bool:
+    text = text.strip()
+    if not STORY_LINK.match(text):
+        return False
+    return bool(LINK_LABEL.match(text)) or not SENTENCE_END.search(text)
+
+
 # A sentence that opens by pointing back to one before it: a pronoun or "this/that" as its
 # subject (not "this week"), "the show/team/..." (a thing the article named earlier), or either
 # after a short opening phrase ("Tuesday night, he ..."). English words only: a lead in another

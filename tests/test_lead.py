@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bot.answer import ExtractiveComposer, split_sentences
 from bot.embed import Embedder
-from bot.lead import LEAD_WEIGHTS, lead_features, lead_scores
+from bot.lead import LEAD_WEIGHTS, is_story_link, lead_features, lead_scores
 from bot.models import Chunk, Passage
 
 HARBOUR = (
@@ -254,3 +254,46 @@ def test_a_retelling_of_a_quoted_fact_is_not_quoted_and_nothing_pads_its_place(
     composer = ExtractiveComposer(embedder, max_sentences=3, min_relevance=0.3)
     quotes = [s.text for s in composer.select(sentences, vectors, "What was the turnout?")]
     assert quotes == [sentences[0].text, sentences[1].text]
+
+
+RECALL = (  # the links stand on lines of their own, as in the paper's own page
+    "Ford is recalling 2.9 million vehicles that may roll away while parked.\n\n"
+    "Earlier recalls:Ford Mustangs, F-Series and GMC trucks among latest auto recalls\n\n"
+    "It is the third major recall for the automaker this month.\n\n"
+    "More:A timeline of the year's biggest recalls.\n\n"
+    "Owners will be notified by mail in July."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "link"),
+    [
+        ("Earlier recalls:Ford Mustangs, F-Series and GMC trucks among latest auto recalls", True),
+        ("'It’s amazing':Baby woolly mammoth found frozen in Canada", True),
+        ("► MORE:Des Moines mayor declares state of emergency.", True),
+        ("Charlestown:Hundreds of people turned out for an auction at a former plant.", False),
+        ("A re:Store shop in central Moscow.", False),
+        ("Note: the figures are preliminary", False),
+        ("At 10:30 the meeting began", False),
+    ],
+)
+def test_a_link_to_another_story_is_told_from_the_text(text: str, link: bool) -> None:
+    assert is_story_link(text) is link
+
+
+def test_a_link_to_another_story_is_never_quoted(embedder: Embedder) -> None:
+    """A newspaper's "Label:Headline" line inside the article is another story's headline:
+    quoting it would cite this article for what it does not say."""
+    p = passage("recall", RECALL, "Ford recalls 2.9 million vehicles")
+    sentences = split_sentences(p)
+    assert any(is_story_link(s.text) for s in sentences)
+    for s in sentences:  # the links look like the best quotes and the best lead
+        s.lead, s.score = (0.99, 0.99) if is_story_link(s.text) else (0.1, 0.5)
+    vectors = np.eye(len(sentences), dtype=np.float32)
+    composer = ExtractiveComposer(embedder, max_sentences=5, min_relevance=0.3)
+    quotes = [s.text for s in composer.select(sentences, vectors, "It recalled how many?")]
+    assert quotes and not any(":" in q for q in quotes), quotes
+    # "It is the third ..." points back: it is joined to the sentence before, never to a link.
+    sentences[2].lead = 0.95
+    quotes = [s.text for s in composer.select(sentences, vectors, "Which recall is this?")]
+    assert quotes[0] == "It is the third major recall for the automaker this month.", quotes
