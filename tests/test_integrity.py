@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botkit import JOURNALISTS, reserved_port, running_bot
@@ -97,6 +98,14 @@ async def newsdesk_async(root: Path, *args: str, **extra: str) -> tuple[int, str
     )
     out, err = await asyncio.wait_for(proc.communicate(), SUBPROCESS_TIMEOUT)
     return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+def desk_of_three(make_desk: MakeDesk, root: Path, **settings: Any) -> Desk:
+    """A desk with write_stories' three stories ingested from root/in."""
+    desk = make_desk(**settings)
+    write_stories(root / "in", 3)
+    desk.ingestor.ingest([root / "in"])
+    return desk
 
 
 def write_lighthouse(folder: Path) -> Path:
@@ -370,9 +379,7 @@ def test_two_cli_ingests_at_once_both_succeed(tmp_path: Path, embedder: Embedder
 async def test_cli_ingest_while_the_bot_runs_is_answerable(
     make_desk: MakeDesk, tmp_path: Path
 ) -> None:
-    desk = make_desk(inbox_interval=0.5)
-    write_stories(tmp_path / "in", 3)
-    desk.ingestor.ingest([tmp_path / "in"])
+    desk = desk_of_three(make_desk, tmp_path, inbox_interval=0.5)
     new = write_lighthouse(tmp_path)
     user = JOURNALISTS[0]
     async with FakeTelegram() as tg, running_bot(tg, desk):
@@ -398,9 +405,7 @@ async def test_cli_questions_while_the_bot_writes_are_asked_of_the_bot(
 ) -> None:
     """`ask` and `search` from a shell beside a bot that keeps ingesting. A second process
     opening the embedded store saw half an ingest and told the journalist to run a repair."""
-    desk = make_desk(inbox_interval=0.2)
-    write_stories(tmp_path / "in", 3)
-    desk.ingestor.ingest([tmp_path / "in"])
+    desk = desk_of_three(make_desk, tmp_path, inbox_interval=0.2)
     more = write_stories(tmp_path / "more", 40, prefix="Busy")
     question = "Who kept the Skerry lighthouse?"
     stop = threading.Event()
@@ -460,9 +465,7 @@ async def test_cli_questions_while_the_bot_writes_are_asked_of_the_bot(
 async def test_a_cli_question_is_not_held_up_by_a_handed_over_ingest(
     make_desk: MakeDesk, tmp_path: Path
 ) -> None:
-    desk = make_desk(inbox_interval=0.2)
-    write_stories(tmp_path / "in", 3)
-    desk.ingestor.ingest([tmp_path / "in"])
+    desk = desk_of_three(make_desk, tmp_path, inbox_interval=0.2)
     inbox = desk.settings.index_dir / "inbox"
     async with FakeTelegram() as tg, running_bot(tg, desk):
         with desk.write_lock:  # the bot's writer is busy: a handed-over ingest waits behind it
@@ -490,9 +493,7 @@ async def test_a_cli_question_is_answered_long_before_the_inbox_interval(
 ) -> None:
     """An operator may space the bot's looks for handed-over work far apart; a journalist at
     a shell still gets an answer as from Telegram, not a minute later."""
-    desk = make_desk(inbox_interval=600)
-    write_stories(tmp_path / "in", 3)
-    desk.ingestor.ingest([tmp_path / "in"])
+    desk = desk_of_three(make_desk, tmp_path, inbox_interval=600)
     async with FakeTelegram() as tg, running_bot(tg, desk):
         code, out, err = await newsdesk_async(
             tmp_path,
@@ -549,9 +550,7 @@ def test_a_cli_question_waits_for_a_cli_writer(tmp_path: Path) -> None:
 def test_keyword_hits_without_vectors_still_answer(make_desk: MakeDesk, tmp_path: Path) -> None:
     """Another process wrote into this process's embedded Chroma (as an old CLI would, around
     the lock): its chunks are keyword hits whose vectors this process cannot read."""
-    desk = make_desk()
-    write_stories(tmp_path / "in", 3)
-    desk.ingestor.ingest([tmp_path / "in"])
+    desk = desk_of_three(make_desk, tmp_path)
     assert desk.search("harbour ferry", k=2)
     new = tmp_path / "lighthouse.md"
     new.write_text(story("Skerry lighthouse keeper retires", "Marta Olsen kept the light."))
